@@ -1,0 +1,70 @@
+"""redis_lock: a distributed lock for Python on Redis.
+
+This file is the public facade; the implementation lives in private modules:
+
+- ``_core``: every decision, with no I/O (validation, key names, ids, waits,
+  script replies to results or exceptions), shared by both flavours;
+- ``_scripts``: the Lua scripts in ``lua/``, loaded at import, run with EVALSHA;
+- ``_sync``: :class:`Lock`, its renewal thread, and :func:`reset_all`;
+- ``_exceptions``: the exception hierarchy;
+- ``typing``: the client Protocols, public so users can annotate with them.
+
+Every name python-redis-lock 4.x exported is still importable from here,
+including the ``*_SCRIPT`` byte strings (now the sources of our scripts).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from ._exceptions import AcquireTimeout as AcquireTimeout
+from ._exceptions import AlreadyAcquired as AlreadyAcquired
+from ._exceptions import AlreadyStarted as AlreadyStarted
+from ._exceptions import InvalidArgument as InvalidArgument
+from ._exceptions import InvalidArgumentType as InvalidArgumentType
+from ._exceptions import InvalidTimeout as InvalidTimeout
+from ._exceptions import LockLost as LockLost
+from ._exceptions import NotAcquired as NotAcquired
+from ._exceptions import NotExpirable as NotExpirable
+from ._exceptions import RedisLockError as RedisLockError
+from ._exceptions import TimeoutNotUsable as TimeoutNotUsable
+from ._exceptions import TimeoutTooLarge as TimeoutTooLarge
+from ._scripts import EXTEND as _EXTEND
+from ._scripts import RESET as _RESET
+from ._scripts import RESET_ALL as _RESET_ALL
+from ._scripts import UNLOCK as _UNLOCK
+from ._sync import Lock as Lock
+from ._sync import reset_all as reset_all
+
+__version__: Final = "5.0.0.dev0"
+
+#: Source of the release script (4.x name).
+UNLOCK_SCRIPT: Final[bytes] = _UNLOCK.source
+#: Source of the extend script (4.x name).
+EXTEND_SCRIPT: Final[bytes] = _EXTEND.source
+#: Source of the reset script (4.x name).
+RESET_SCRIPT: Final[bytes] = _RESET.source
+#: Source of the reset-all script (4.x name); it now resets one SCAN page of locks.
+RESET_ALL_SCRIPT: Final[bytes] = _RESET_ALL.source
+
+__all__ = [
+    "EXTEND_SCRIPT",
+    "RESET_ALL_SCRIPT",
+    "RESET_SCRIPT",
+    "UNLOCK_SCRIPT",
+    "AcquireTimeout",
+    "AlreadyAcquired",
+    "AlreadyStarted",
+    "InvalidArgument",
+    "InvalidArgumentType",
+    "InvalidTimeout",
+    "Lock",
+    "LockLost",
+    "NotAcquired",
+    "NotExpirable",
+    "RedisLockError",
+    "TimeoutNotUsable",
+    "TimeoutTooLarge",
+    "__version__",
+    "reset_all",
+]

@@ -1,0 +1,403 @@
+"""Every decision the lock makes, with no I/O.
+
+Argument validation, key names, id generation, the wait-time arithmetic and the
+mapping from script replies to results or exceptions live here, once, so the
+sync and async flavours only talk to Redis and wait.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from base64 import b64encode
+from dataclasses import dataclass
+from logging import getLogger
+from os import urandom
+from typing import Final, Literal, final
+
+from ._exceptions import (
+    InvalidArgument,
+    InvalidArgumentType,
+    InvalidTimeout,
+    NotAcquired,
+    NotExpirable,
+    RedisLockError,
+    TimeoutNotUsable,
+    TimeoutTooLarge,
+)
+
+# Logger names and messages are those of python-redis-lock 4.x: users filter on them.
+# Lock ids are never logged: an id is enough to release someone else's lock.
+logger_for_acquire: Final = getLogger("redis_lock.acquire")
+logger_for_refresh_thread: Final = getLogger("redis_lock.refresh.thread")
+logger_for_refresh_start: Final = getLogger("redis_lock.refresh.start")
+logger_for_refresh_shutdown: Final = getLogger("redis_lock.refresh.shutdown")
+logger_for_refresh_exit: Final = getLogger("redis_lock.refresh.exit")
+logger_for_release: Final = getLogger("redis_lock.release")
+
+LOCK_PREFIX: Final = "lock:"
+SIGNAL_PREFIX: Final = "lock-signal:"
+
+#: Upper bound for ``expire`` and ``timeout``, in seconds (about 31.7 years).
+MAX_SECONDS: Final = 1_000_000_000
+#: Shortest BLPOP wait, in seconds: BLPOP treats 0 as "forever", so never send less.
+MIN_WAIT: Final = 0.001
+#: How late Redis may time out a BLPOP: it checks blocked clients' timeouts on
+#: its timer, which ticks ``hz`` times a second (10 by default, hence 100 ms).
+SERVER_TIMER_RESOLUTION: Final = 0.1
+#: Longest single BLPOP when the client has no socket timeout. A waiter re-checks
+#: the lock at least this often, which bounds the cost of a lost wake-up signal
+#: (a waiter that popped the signal and then died, or a signal that expired
+#: while its waiter was paused).
+MAX_WAIT_CHUNK: Final = 10.0
+#: A wait chunk is at most this fraction of the client's socket timeout, so a
+#: BLPOP (which stops one timer resolution before the chunk ends, and may then
+#: overrun by that much) never trips the read timeout (redis-py 8 defaults to 5 s).
+SOCKET_TIMEOUT_FRACTION: Final = 0.5
+#: The BLPOP chunk when a client's socket timeout cannot be read: safe for any
+#: socket timeout of two seconds or more.
+UNKNOWN_SOCKET_TIMEOUT_CHUNK: Final = 1.0
+#: Marker for "the client's socket timeout is not known".
+UNKNOWN: Final = object()
+#: Default lifetime of an unconsumed wake-up signal, in milliseconds (as in 4.x).
+DEFAULT_SIGNAL_EXPIRE_MS: Final = 1000
+#: SCAN page size used by ``reset_all``.
+RESET_ALL_SCAN_COUNT: Final = 500
+
+# Reply codes of acquire.lua.
+AcquireCode = Literal[0, 1, 2]
+ACQUIRED: Final = 0
+BUSY: Final = 1
+OWNED: Final = 2
+
+
+# ---------------------------------------------------------------------------
+# Validation. Every check runs before any Redis call; errors name the argument
+# and the value. 4.x messages are kept word for word where 4.x had one.
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def validate_name(name: object) -> str:
+    if not isinstance(name, str):
+        raise InvalidArgumentType(
+            f"name must be a str, not {type(name).__name__}: name={name!r}", argument="name"
+        )
+    if not name:
+        raise InvalidArgument("name must not be empty: name=''", argument="name")
+    return name
+
+
+def validate_expire(expire: object, *, argument: str = "expire") -> float | None:
+    """Return ``expire`` in seconds, or None for "never expires".
+
+    Falsy values mean None, as in 4.x; fractional seconds keep millisecond precision.
+    """
+    if expire is None:
+        return None
+    if not _is_number(expire):
+        raise InvalidArgumentType(
+            f"{argument} must be a number of seconds or None, not {type(expire).__name__}: {argument}={expire!r}",
+            argument=argument,
+        )
+    assert isinstance(expire, int | float)
+    if not expire:
+        return None
+    if math.isnan(expire) or expire < 0:
+        raise InvalidArgument(
+            f"A negative {argument} is not acceptable. Got {argument}={expire!r}.", argument=argument
+        )
+    if expire > MAX_SECONDS:
+        raise InvalidArgument(
+            f"{argument} must be at most {MAX_SECONDS} seconds: {argument}={expire!r}", argument=argument
+        )
+    if expire < 0.001:
+        raise InvalidArgument(
+            f"{argument} must be at least 0.001 seconds (one millisecond): {argument}={expire!r}",
+            argument=argument,
+        )
+    return expire
+
+
+def to_ms(seconds: float) -> int:
+    """Convert seconds to whole milliseconds for Redis, never rounding a positive value to 0."""
+    return max(1, round(seconds * 1000))
+
+
+def validate_timeout(timeout: object) -> float | None:
+    """Return ``timeout`` in seconds, or None for "wait forever". Falsy means None, as in 4.x."""
+    if timeout is None:
+        return None
+    if not _is_number(timeout):
+        raise InvalidArgumentType(
+            f"timeout must be a number of seconds or None, not {type(timeout).__name__}: timeout={timeout!r}",
+            argument="timeout",
+        )
+    assert isinstance(timeout, int | float)
+    if not timeout:
+        return None
+    if math.isnan(timeout) or timeout < 0:
+        raise InvalidTimeout(f"Timeout ({timeout}) cannot be less than or equal to 0", argument="timeout")
+    if timeout > MAX_SECONDS:
+        raise InvalidTimeout(f"Timeout ({timeout}) must be at most {MAX_SECONDS} seconds", argument="timeout")
+    return timeout
+
+
+def validate_flag(value: object, argument: str) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and value in (0, 1):
+        return bool(value)
+    raise InvalidArgumentType(
+        f"{argument} must be a bool, not {type(value).__name__}: {argument}={value!r}", argument=argument
+    )
+
+
+def validate_signal_expire(signal_expire: object) -> int:
+    if not isinstance(signal_expire, int) or isinstance(signal_expire, bool):
+        raise InvalidArgumentType(
+            "signal_expire must be an int number of milliseconds, "
+            f"not {type(signal_expire).__name__}: signal_expire={signal_expire!r}",
+            argument="signal_expire",
+        )
+    if not 0 < signal_expire <= MAX_SECONDS * 1000:
+        raise InvalidArgument(
+            f"signal_expire must be between 1 and {MAX_SECONDS * 1000} milliseconds: signal_expire={signal_expire!r}",
+            argument="signal_expire",
+        )
+    return signal_expire
+
+
+def generate_id() -> str:
+    """A random id: 18 random bytes, base64 (24 ASCII characters), as in 4.x."""
+    return b64encode(urandom(18)).decode("ascii")
+
+
+def validate_id(id: object) -> str:
+    """Return the lock id as ``str``: bytes are decoded as ASCII, or base64-encoded if not ASCII (as in 4.x)."""
+    if id is None:
+        return generate_id()
+    if isinstance(id, bytes):
+        try:
+            value = id.decode("ascii")
+        except UnicodeDecodeError:
+            value = b64encode(id).decode("ascii")
+    elif isinstance(id, str):
+        value = id
+    else:
+        raise InvalidArgumentType(
+            f"Incorrect type for `id`. Must be bytes/str not {type(id)}.", argument="id"
+        )
+    if not value:
+        raise InvalidArgument(f"id must not be empty: id={id!r}", argument="id")
+    return value
+
+
+def check_client(client: object, *, strict: bool, accepted: tuple[type, ...], flavour: str) -> None:
+    """Reject what cannot be this flavour's client. Under ``strict`` (the default) only known client classes pass."""
+    if strict and not isinstance(client, accepted):
+        names = ", ".join(f"{t.__module__}.{t.__qualname__}" for t in accepted)
+        raise InvalidArgument(
+            "redis_client must be instance of StrictRedis. Use strict=False if you know what you're doing. "
+            f"Expected one of: {names}; got {type(client).__module__}.{type(client).__qualname__}.",
+            argument="redis_client",
+        )
+    if not callable(getattr(client, "evalsha", None)):
+        raise InvalidArgumentType(
+            f"redis_client must be a Redis client with an evalsha() method, got {type(client).__qualname__}",
+            argument="redis_client",
+        )
+    is_async = inspect.iscoroutinefunction(getattr(client, "execute_command", None))
+    if is_async != (flavour == "async"):
+        other = "AsyncLock" if is_async else "Lock"
+        kind = "an asyncio" if is_async else "a synchronous"
+        raise InvalidArgumentType(
+            f"redis_client is {kind} client ({type(client).__qualname__}); use redis_lock.{other} with it",
+            argument="redis_client",
+        )
+
+
+def check_auto_renewal(auto_renewal: bool, expire: float | None) -> float | None:
+    """Return the renewal interval (``expire * 2/3``), or None without auto-renewal."""
+    if not auto_renewal:
+        return None
+    if expire is None:
+        raise InvalidArgument("Expire may not be None when auto_renewal is set", argument="auto_renewal")
+    return expire * 2 / 3
+
+
+def check_acquire_timeout(
+    timeout: object, *, blocking: bool, expire: float | None, renewal: float | None
+) -> float | None:
+    """Validate ``acquire()``'s (or the constructor's) timeout against the lock's settings."""
+    if not blocking and timeout is not None:
+        raise TimeoutNotUsable("Timeout cannot be used if blocking=False", argument="timeout")
+    value = validate_timeout(timeout)
+    if value is not None and expire is not None and renewal is None and value > expire:
+        raise TimeoutTooLarge(
+            f"Timeout ({value}) cannot be greater than expire ({expire})", argument="timeout"
+        )
+    return value
+
+
+def keys_for(name: str) -> tuple[str, str]:
+    """The lock key and the signal key of ``name`` (the 4.x layout)."""
+    return LOCK_PREFIX + name, SIGNAL_PREFIX + name
+
+
+def keys_for_scanned(key: object) -> tuple[str, str] | None:
+    """Map a key found by SCAN (``lock:<name>``) to its (lock key, signal key); None if no Lock made it."""
+    if isinstance(key, bytes):
+        try:
+            key = key.decode("utf-8")
+        except UnicodeDecodeError:
+            return None  # names are str, sent as UTF-8, so no Lock made this key
+    if not isinstance(key, str) or not key.startswith(LOCK_PREFIX):
+        return None
+    return key, SIGNAL_PREFIX + key[len(LOCK_PREFIX) :]
+
+
+# ---------------------------------------------------------------------------
+# Waiting.
+
+
+def wait_chunk(socket_timeout: object) -> float:
+    """The longest BLPOP that cannot trip the client's socket timeout.
+
+    ``socket_timeout`` is the client's setting: a number, None (no timeout), or
+    :data:`UNKNOWN` when the client does not say.
+    """
+    if socket_timeout is None:
+        return MAX_WAIT_CHUNK
+    if _is_number(socket_timeout):
+        assert isinstance(socket_timeout, int | float)
+        if socket_timeout == math.inf:
+            return MAX_WAIT_CHUNK
+        if socket_timeout > 0:
+            return max(MIN_WAIT, min(MAX_WAIT_CHUNK, socket_timeout * SOCKET_TIMEOUT_FRACTION))
+    return UNKNOWN_SOCKET_TIMEOUT_CHUNK
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class WaitPlan:
+    """How a waiter spends the time until its next acquire attempt.
+
+    First BLPOP on the signal list for ``blpop`` seconds (skipped when 0); a
+    signal ends the wait at once. If no signal came and ``sleep_until`` is set,
+    sleep on the client until that ``monotonic()`` time.
+    """
+
+    blpop: float
+    sleep_until: float | None
+
+
+def plan_wait(now: float, deadline: float | None, holder_pttl_ms: int, chunk: float) -> WaitPlan:
+    """Plan the wait before the next attempt, from ``now`` (a ``monotonic()`` time).
+
+    The wait ends at the earliest of: the caller's ``deadline``, the holder's key
+    expiring (so a waiter wakes when the lock expires, not only on release), and
+    a socket-safe ``chunk``. Redis checks BLPOP timeouts only on its timer tick
+    (every 100 ms at the default ``hz 10``), so a BLPOP may overrun its timeout by
+    up to :data:`SERVER_TIMER_RESOLUTION`. For the two targets that need precision
+    (deadline, expiry) the BLPOP therefore stops one resolution early and the
+    client sleeps the rest, so neither is missed by more than a round trip.
+    """
+    target = now + chunk
+    precise = False
+    if deadline is not None and deadline <= target:
+        target, precise = deadline, True
+    if holder_pttl_ms >= 0:
+        # Redis deems a key expired once its deadline has passed; one extra
+        # millisecond makes sure it has when the waiter retries.
+        expiry = now + (holder_pttl_ms + 1) / 1000
+        if expiry <= target:
+            target, precise = expiry, True
+    blpop = math.ceil((target - now - SERVER_TIMER_RESOLUTION) * 1000) / 1000
+    if blpop < MIN_WAIT:
+        # Too short for BLPOP (whose 0 means "forever"): sleep the whole wait.
+        return WaitPlan(blpop=0.0, sleep_until=target)
+    return WaitPlan(blpop=blpop, sleep_until=target if precise else None)
+
+
+# ---------------------------------------------------------------------------
+# Script replies.
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class AcquireReply:
+    code: AcquireCode
+    pttl_ms: int
+
+
+def _as_int(value: object, script: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise RedisLockError(f"Unexpected reply from the {script} script: {value!r}")
+
+
+def parse_acquire_reply(reply: object) -> AcquireReply:
+    if isinstance(reply, list | tuple) and len(reply) == 2:
+        code = _as_int(reply[0], "acquire")
+        if code == ACQUIRED:
+            return AcquireReply(ACQUIRED, 0)
+        if code == BUSY:
+            return AcquireReply(BUSY, _as_int(reply[1], "acquire"))
+        if code == OWNED:
+            return AcquireReply(OWNED, _as_int(reply[1], "acquire"))
+    raise RedisLockError(f"Unexpected reply from the acquire script: {reply!r}")
+
+
+def check_unlock_reply(reply: object, lock_key: str) -> None:
+    code = _as_int(reply, "unlock")
+    if code == 1:
+        raise NotAcquired(f"Lock({lock_key}) is not acquired or it already expired.")
+    if code != 0:
+        raise RedisLockError(f"Unsupported error code {code} from UNLOCK script.")
+
+
+def check_extend_reply(reply: object, lock_key: str) -> None:
+    code = _as_int(reply, "extend")
+    if code == 1:
+        raise NotAcquired(f"Lock {lock_key} is not acquired or it already expired.")
+    if code == 2:
+        raise NotExpirable(f"Lock {lock_key} has no assigned expiration time")
+    if code != 0:
+        raise RedisLockError(f"Unsupported error code {code} from EXTEND script")
+
+
+def decode_owner(value: object) -> str | None:
+    """Normalise a GET reply (bytes, str or None, whatever ``decode_responses``) to ``str | None``."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    raise RedisLockError(f"Unexpected reply to GET: {value!r}")
+
+
+def as_int_reply(value: object, command: str) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise RedisLockError(f"Unexpected reply to {command}: {value!r}")
+
+
+def parse_scan_reply(reply: object) -> tuple[int, list[object]]:
+    if isinstance(reply, list | tuple) and len(reply) == 2 and isinstance(reply[1], list | tuple):
+        cursor = reply[0]
+        if isinstance(cursor, bytes | str):
+            cursor = int(cursor)
+        return as_int_reply(cursor, "SCAN"), list(reply[1])
+    raise RedisLockError(f"Unexpected reply to SCAN: {reply!r}")
+
+
+def reset_all_batch(keys: list[object]) -> tuple[str, ...]:
+    """Turn a SCAN page of lock keys into the KEYS of reset_all.lua: (lock, signal) pairs, flattened."""
+    flat: list[str] = []
+    for key in keys:
+        pair = keys_for_scanned(key)
+        if pair is not None:
+            flat.extend(pair)
+    return tuple(flat)

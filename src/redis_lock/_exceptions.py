@@ -1,0 +1,131 @@
+"""Exceptions raised by :mod:`redis_lock`.
+
+Every exception derives from one base, which derives from :class:`RuntimeError`,
+so code written for python-redis-lock 4.x (``except RuntimeError``) keeps working::
+
+    RuntimeError
+    └── RedisLockError
+        ├── AlreadyAcquired
+        ├── AlreadyStarted
+        ├── NotAcquired
+        │   ├── AcquireTimeout          (new in 5.0)
+        │   └── LockLost                (new in 5.0)
+        ├── NotExpirable
+        ├── InvalidArgument             (new in 5.0; also a ValueError)
+        │   ├── TimeoutNotUsable
+        │   ├── InvalidTimeout
+        │   └── TimeoutTooLarge
+        └── InvalidArgumentType         (new in 5.0; also a TypeError)
+
+The argument errors also derive from :class:`ValueError` or :class:`TypeError`
+because 4.x raised those plain builtins for the same mistakes.
+Errors from the Redis client itself (connection errors, server errors) are never
+wrapped: they propagate unchanged.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AcquireTimeout",
+    "AlreadyAcquired",
+    "AlreadyStarted",
+    "InvalidArgument",
+    "InvalidArgumentType",
+    "InvalidTimeout",
+    "LockLost",
+    "NotAcquired",
+    "NotExpirable",
+    "RedisLockError",
+    "TimeoutNotUsable",
+    "TimeoutTooLarge",
+]
+
+
+class RedisLockError(RuntimeError):
+    """Base class of every exception raised by :mod:`redis_lock`.
+
+    .. versionadded:: 5.0
+    """
+
+
+class AlreadyAcquired(RedisLockError):
+    """The lock is already held by this id (this instance, or another one given the same ``id``)."""
+
+
+class NotAcquired(RedisLockError):
+    """The lock is not held by this id: never acquired, expired, reset, or taken over."""
+
+
+class AcquireTimeout(NotAcquired):
+    """A ``with`` block could not acquire the lock within the constructor's ``timeout``.
+
+    .. versionadded:: 5.0
+    """
+
+
+class LockLost(NotAcquired):
+    """Auto-renewal could not keep the lock: its lease ran out or another client took it.
+
+    Raised by :meth:`Lock.release <redis_lock.Lock.release>` after the loss; the
+    renewal error that caused it, if any, is the exception's ``__cause__``.
+
+    .. versionadded:: 5.0
+    """
+
+
+class AlreadyStarted(RedisLockError):
+    """Kept for compatibility with 4.x: 5.x never raises it (renewal restarts cleanly)."""
+
+
+class NotExpirable(RedisLockError):
+    """:meth:`Lock.extend <redis_lock.Lock.extend>` was called on a lock whose key has no expiry."""
+
+
+class InvalidArgument(RedisLockError, ValueError):
+    """An argument has the right type but an unusable value.
+
+    :ivar argument: the name of the offending argument.
+
+    .. versionadded:: 5.0
+    """
+
+    def __init__(self, message: str, *, argument: str) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
+class InvalidArgumentType(RedisLockError, TypeError):
+    """An argument has the wrong type.
+
+    :ivar argument: the name of the offending argument.
+
+    .. versionadded:: 5.0
+    """
+
+    def __init__(self, message: str, *, argument: str) -> None:
+        super().__init__(message)
+        self.argument = argument
+
+
+class TimeoutNotUsable(InvalidArgument):
+    """``timeout`` was given together with ``blocking=False``.
+
+    .. versionchanged:: 5.0
+       Also a :class:`ValueError`, through :class:`InvalidArgument`.
+    """
+
+
+class InvalidTimeout(InvalidArgument):
+    """``timeout`` is negative, not finite, or too large.
+
+    .. versionchanged:: 5.0
+       Also a :class:`ValueError`, through :class:`InvalidArgument`.
+    """
+
+
+class TimeoutTooLarge(InvalidArgument):
+    """``timeout`` is greater than ``expire`` on a lock without auto-renewal.
+
+    .. versionchanged:: 5.0
+       Also a :class:`ValueError`, through :class:`InvalidArgument`.
+    """

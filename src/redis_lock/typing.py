@@ -1,0 +1,52 @@
+"""Client types that :mod:`redis_lock` accepts, for annotating your own code.
+
+:class:`RedisClient` names only the commands :class:`redis_lock.Lock` sends.
+``redis.Redis`` and ``valkey.Valkey`` satisfy it as they are, with either
+``decode_responses`` setting, and so does any object with these methods.
+
+Two choices are deliberate:
+
+* Replies are typed :class:`object`, not the precise reply types, because
+  valkey-py annotates every command as ``Awaitable[Any] | Any`` (one annotation
+  for its sync and asyncio clients). :mod:`redis_lock` checks each reply at run
+  time instead, in ``_core``.
+* An object reply type alone would also admit an asyncio client, whose commands
+  return awaitables. ``close() -> None`` is what tells them apart: a synchronous
+  client closes synchronously, while the asyncio clients of redis-py and valkey-py
+  declare ``async def close()``. ``tests/typing/`` checks both directions.
+
+.. versionadded:: 5.0
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, TypeAlias
+
+__all__ = ["KeyT", "RedisClient"]
+
+#: The key type :mod:`redis_lock` passes to the client: lock names are ``str``.
+KeyT: TypeAlias = str
+
+
+class RedisClient(Protocol):
+    """A synchronous Redis client: ``redis.Redis``, ``valkey.Valkey`` or an equivalent.
+
+    .. versionadded:: 5.0
+    """
+
+    def evalsha(self, sha: str, numkeys: int, /, *keys_and_args: str) -> object: ...
+
+    def script_load(self, script: bytes, /) -> object: ...
+
+    def get(self, name: KeyT, /) -> object: ...
+
+    def exists(self, *names: KeyT) -> object: ...
+
+    # ``timeout`` is fractional seconds (Redis >= 6.0 accepts them). It is typed
+    # Any because valkey-py annotates it ``Optional[int]`` although it forwards
+    # any number unchanged; a float-typed parameter would reject valkey.Valkey.
+    def blpop(self, keys: list[KeyT], timeout: Any, /) -> object: ...
+
+    def scan(self, cursor: int = 0, match: KeyT | None = None, count: int | None = None) -> object: ...
+
+    def close(self) -> None: ...
