@@ -11,5 +11,9 @@ say "ruff format --check"
 .venv/bin/ruff format --check .
 say "mypy --strict (src, tests)"
 .venv/bin/mypy --config-file mypy.ini
+if [ -f docs/conf.py ]; then
+    say "sphinx-build -W --keep-going -n (docs)"
+    .venv/bin/sphinx-build -W --keep-going -n -q -b html docs docs/_build/html
+fi
 say "pytest (HYPOTHESIS_PROFILE=$HYPOTHESIS_PROFILE)"
 .venv/bin/pytest "$@"
