@@ -352,12 +352,16 @@ class Lock:
     @staticmethod
     def _lock_renewer(name: str, lockref: weakref.ref[Lock], interval: float, stop: threading.Event) -> None:
         """Renew the lock every ``interval`` seconds until ``stop`` is set or the lock is collected."""
-        while not stop.wait(timeout=interval):
-            logger_for_refresh_thread.debug("Refreshing Lock(%r).", name)
+        while True:
+            stopped = stop.wait(timeout=interval)
             lock = lockref()
             if lock is None:
+                # Also reached at once when the lock is collected: its finalizer sets ``stop``.
                 logger_for_refresh_thread.debug("Stopping loop because Lock(%r) was garbage collected.", name)
                 break
+            if stopped:
+                break
+            logger_for_refresh_thread.debug("Refreshing Lock(%r).", name)
             keep_going = lock._renew(stop)
             del lock
             if not keep_going:

@@ -11,9 +11,11 @@ Two choices are deliberate:
   for its sync and asyncio clients). :mod:`redis_lock` checks each reply at run
   time instead, in ``_core``.
 * An object reply type alone would also admit an asyncio client, whose commands
-  return awaitables. ``close() -> None`` is what tells them apart: a synchronous
-  client closes synchronously, while the asyncio clients of redis-py and valkey-py
-  declare ``async def close()``. ``tests/typing/`` checks both directions.
+  return awaitables. ``__enter__`` is what tells them apart: a synchronous client
+  is a context manager (``with Redis() as r:``), while the asyncio clients of
+  redis-py and valkey-py are only async context managers. (``close`` cannot serve:
+  redis-py 8 wraps the asyncio ``close`` in an untyped deprecation decorator, which
+  makes it ``Any``.) ``tests/typing/`` checks both directions.
 
 .. versionadded:: 5.0
 """
@@ -49,4 +51,4 @@ class RedisClient(Protocol):
 
     def scan(self, cursor: int = 0, match: KeyT | None = None, count: int | None = None) -> object: ...
 
-    def close(self) -> None: ...
+    def __enter__(self) -> Any: ...
