@@ -15,7 +15,7 @@ including the ``*_SCRIPT`` byte strings (now the sources of our scripts).
 
 from __future__ import annotations
 
-from typing import Final
+from typing import Final as _Final
 
 from ._exceptions import AcquireTimeout as AcquireTimeout
 from ._exceptions import AlreadyAcquired as AlreadyAcquired
@@ -36,16 +36,16 @@ from ._scripts import UNLOCK as _UNLOCK
 from ._sync import Lock as Lock
 from ._sync import reset_all as reset_all
 
-__version__: Final = "5.0.0.dev0"
+__version__: _Final = "5.0.0.dev0"
 
 #: Source of the release script (4.x name).
-UNLOCK_SCRIPT: Final[bytes] = _UNLOCK.source
+UNLOCK_SCRIPT: _Final[bytes] = _UNLOCK.source
 #: Source of the extend script (4.x name).
-EXTEND_SCRIPT: Final[bytes] = _EXTEND.source
+EXTEND_SCRIPT: _Final[bytes] = _EXTEND.source
 #: Source of the reset script (4.x name).
-RESET_SCRIPT: Final[bytes] = _RESET.source
+RESET_SCRIPT: _Final[bytes] = _RESET.source
 #: Source of the reset-all script (4.x name); it now resets one SCAN page of locks.
-RESET_ALL_SCRIPT: Final[bytes] = _RESET_ALL.source
+RESET_ALL_SCRIPT: _Final[bytes] = _RESET_ALL.source
 
 __all__ = [
     "EXTEND_SCRIPT",
