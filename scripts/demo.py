@@ -13,13 +13,20 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from typing import TYPE_CHECKING
+
 import redis
 from tests._server import RedisServer
 
 import redis_lock
 
+if TYPE_CHECKING:
+    from multiprocessing.queues import Queue
 
-def worker(url: str, number: int, rounds: int, hold: float, start: float) -> None:
+
+def worker(
+    url: str, number: int, rounds: int, hold: float, start: float, holds: Queue[tuple[float, float]]
+) -> None:
     client = redis.Redis.from_url(url)
     lock = redis_lock.Lock(client, "demo", expire=5, auto_renewal=True)
     for _ in range(rounds):
@@ -31,6 +38,7 @@ def worker(url: str, number: int, rounds: int, hold: float, start: float) -> Non
                 flush=True,
             )
             time.sleep(hold)
+            holds.put((got, time.monotonic()))
     client.close()
 
 
@@ -44,8 +52,9 @@ def main() -> None:
         print(f"redis-server on {server.url} (pid {server.process.pid if server.process else '?'})")
         start = time.monotonic()
         context = multiprocessing.get_context("spawn")
+        holds: Queue[tuple[float, float]] = context.Queue()
         processes = [
-            context.Process(target=worker, args=(server.url, n, args.rounds, args.hold, start))
+            context.Process(target=worker, args=(server.url, n, args.rounds, args.hold, start, holds))
             for n in range(args.processes)
         ]
         for process in processes:
