@@ -49,11 +49,19 @@ class RedisLockError(RuntimeError):
 
 
 class AlreadyAcquired(RedisLockError):
-    """The lock is already held by this id (this instance, or another one given the same ``id``)."""
+    """The lock is already held by this id (this instance, or another one given the same ``id``).
+
+    .. versionchanged:: 5.0
+       Derives from :class:`RedisLockError` (still a :class:`RuntimeError`).
+    """
 
 
 class NotAcquired(RedisLockError):
-    """The lock is not held by this id: never acquired, expired, reset, or taken over."""
+    """The lock is not held by this id: never acquired, expired, reset, or taken over.
+
+    .. versionchanged:: 5.0
+       Derives from :class:`RedisLockError` (still a :class:`RuntimeError`).
+    """
 
 
 class AcquireTimeout(NotAcquired):
@@ -74,11 +82,19 @@ class LockLost(NotAcquired):
 
 
 class AlreadyStarted(RedisLockError):
-    """Kept for compatibility with 4.x: 5.x never raises it (renewal restarts cleanly)."""
+    """Kept for compatibility with 4.x: 5.x never raises it (renewal restarts cleanly).
+
+    .. deprecated:: 5.0
+       Never raised.
+    """
 
 
 class NotExpirable(RedisLockError):
-    """:meth:`Lock.extend <redis_lock.Lock.extend>` was called on a lock whose key has no expiry."""
+    """:meth:`Lock.extend <redis_lock.Lock.extend>` was called on a lock whose key has no expiry.
+
+    .. versionchanged:: 5.0
+       Derives from :class:`RedisLockError` (still a :class:`RuntimeError`).
+    """
 
 
 class InvalidArgument(RedisLockError, ValueError):
