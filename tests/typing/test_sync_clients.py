@@ -1,0 +1,34 @@
+"""Checker-only: which clients mypy accepts as a :class:`redis_lock.typing.RedisClient`.
+
+Nothing here runs against Redis: ``_assignments`` is never called, mypy reads it.
+Each accepted client is a plain assignment; each rejected one carries
+``# type: ignore[assignment]``, and ``warn_unused_ignores`` (on through ``strict``)
+fails the check if that ignore ever stops being needed, i.e. if the client stops
+being rejected.
+"""
+
+from __future__ import annotations
+
+import redis
+import redis.asyncio
+import valkey
+import valkey.asyncio
+
+from redis_lock.typing import RedisClient
+
+
+def _assignments() -> None:
+    # Accepted: the synchronous clients, with either decode_responses setting.
+    redis_bytes: RedisClient = redis.Redis()
+    redis_str: RedisClient = redis.Redis(decode_responses=True)
+    valkey_bytes: RedisClient = valkey.Valkey()
+    valkey_str: RedisClient = valkey.Valkey(decode_responses=True)
+
+    # Rejected: the asyncio clients (their commands return awaitables).
+    redis_async: RedisClient = redis.asyncio.Redis()  # type: ignore[assignment]
+    redis_async_str: RedisClient = redis.asyncio.Redis(decode_responses=True)  # type: ignore[assignment]
+    valkey_async: RedisClient = valkey.asyncio.Valkey()  # type: ignore[assignment]
+    valkey_async_str: RedisClient = valkey.asyncio.Valkey(decode_responses=True)  # type: ignore[assignment]
+
+    del redis_bytes, redis_str, valkey_bytes, valkey_str
+    del redis_async, redis_async_str, valkey_async, valkey_async_str
