@@ -1,0 +1,420 @@
+"""Hostile arguments to every public entry point, and what each must do.
+
+Each bad value must raise the documented exception class (``InvalidArgument`` is a
+``ValueError``, ``InvalidArgumentType`` a ``TypeError``) with ``.argument`` naming the
+argument and a message naming it and the value, before any I/O: the keyspace is
+unchanged and the server saw no command. Values 4.x coerced are coerced the same way,
+and odd but valid names round-trip through Redis.
+"""
+
+from __future__ import annotations
+
+import math
+from base64 import b64encode
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+import redis
+import redis.asyncio
+
+import redis_lock
+from redis_lock import (
+    InvalidArgument,
+    InvalidArgumentType,
+    InvalidTimeout,
+    TimeoutNotUsable,
+    TimeoutTooLarge,
+)
+
+Call = Callable[[redis.Redis], object]
+
+
+@dataclass(frozen=True)
+class Bad:
+    """One row of the table: a call, the exact exception class, the argument it names, and message fragments."""
+
+    id: str
+    call: Call
+    error: type[Exception]
+    argument: str
+    fragments: tuple[str, ...]
+
+
+def lock(**kwargs: Any) -> Call:
+    """A call of the constructor with ``kwargs`` on top of valid defaults."""
+
+    def call(client: redis.Redis) -> object:
+        arguments: dict[str, Any] = {"redis_client": client, "name": "bad", **kwargs}
+        return redis_lock.Lock(**arguments)
+
+    return call
+
+
+def acquire(*args: Any, expire: float | None = None, **kwargs: Any) -> Call:
+    def call(client: redis.Redis) -> object:
+        return redis_lock.Lock(client, "held", expire=expire).acquire(*args, **kwargs)
+
+    return call
+
+
+def extend(*args: Any, expire: float | None = 60) -> Call:
+    def call(client: redis.Redis) -> object:
+        redis_lock.Lock(client, "held", expire=expire).extend(*args)
+        return None
+
+    return call
+
+
+def reset_all(*args: Any, client: object = None, use_client: bool = True) -> Call:
+    def call(real: redis.Redis) -> object:
+        target: Any = real if use_client else client
+        return redis_lock.reset_all(target, *args)
+
+    return call
+
+
+BIG = 2**64
+# Deliberately wrong clients, typed Any so the table can pass them where a client belongs.
+NO_CLIENT: Any = None
+OBJECT_CLIENT: Any = object()
+
+
+def asyncio_client() -> Any:
+    """An asyncio client (never connected): the wrong flavour for Lock."""
+    return redis.asyncio.Redis()
+
+
+NAN = math.nan
+INF = math.inf
+
+BAD: list[Bad] = [
+    # redis_client
+    Bad(
+        "client-none",
+        lambda c: redis_lock.Lock(NO_CLIENT, "x"),
+        InvalidArgument,
+        "redis_client",
+        ("redis_client", "NoneType"),
+    ),
+    Bad(
+        "client-object-nonstrict",
+        lambda c: redis_lock.Lock(OBJECT_CLIENT, "x", strict=False),
+        InvalidArgumentType,
+        "redis_client",
+        ("redis_client", "object"),
+    ),
+    Bad(
+        "client-asyncio",
+        lambda c: redis_lock.Lock(asyncio_client(), "x"),
+        InvalidArgument,
+        "redis_client",
+        ("redis_client", "Redis"),
+    ),
+    Bad(
+        "client-asyncio-nonstrict",
+        lambda c: redis_lock.Lock(asyncio_client(), "x", strict=False),
+        InvalidArgumentType,
+        "redis_client",
+        ("redis_client", "AsyncLock"),
+    ),
+    # name
+    Bad("name-empty", lock(name=""), InvalidArgument, "name", ("name", "''")),
+    Bad("name-bytes", lock(name=b"bad"), InvalidArgumentType, "name", ("name", "bytes", "b'bad'")),
+    Bad("name-none", lock(name=None), InvalidArgumentType, "name", ("name", "None")),
+    Bad("name-int", lock(name=1), InvalidArgumentType, "name", ("name", "int")),
+    # expire
+    Bad("expire-negative", lock(expire=-1), InvalidArgument, "expire", ("expire", "-1")),
+    Bad("expire-tiny", lock(expire=1e-9), InvalidArgument, "expire", ("expire", "1e-09")),
+    Bad("expire-nan", lock(expire=NAN), InvalidArgument, "expire", ("expire", "nan")),
+    Bad("expire-inf", lock(expire=INF), InvalidArgument, "expire", ("expire", "inf")),
+    Bad("expire-huge", lock(expire=BIG), InvalidArgument, "expire", ("expire", str(BIG))),
+    Bad("expire-true", lock(expire=True), InvalidArgumentType, "expire", ("expire", "True")),
+    Bad("expire-str", lock(expire="1"), InvalidArgumentType, "expire", ("expire", "'1'")),
+    # id
+    Bad("id-int", lock(id=1), InvalidArgumentType, "id", ("id", "int")),
+    Bad("id-float", lock(id=1.5), InvalidArgumentType, "id", ("id", "float")),
+    Bad("id-empty-str", lock(id=""), InvalidArgument, "id", ("id", "''")),
+    Bad("id-empty-bytes", lock(id=b""), InvalidArgument, "id", ("id", "b''")),
+    # auto_renewal
+    Bad(
+        "renewal-without-expire",
+        lock(auto_renewal=True),
+        InvalidArgument,
+        "auto_renewal",
+        ("auto_renewal", "expire"),
+    ),
+    Bad(
+        "renewal-str",
+        lock(auto_renewal="yes", expire=1),
+        InvalidArgumentType,
+        "auto_renewal",
+        ("auto_renewal", "'yes'"),
+    ),
+    Bad(
+        "renewal-two",
+        lock(auto_renewal=2, expire=1),
+        InvalidArgumentType,
+        "auto_renewal",
+        ("auto_renewal", "2"),
+    ),
+    # strict, blocking
+    Bad("strict-str", lock(strict="no"), InvalidArgumentType, "strict", ("strict", "'no'")),
+    Bad("blocking-none", lock(blocking=None), InvalidArgumentType, "blocking", ("blocking", "None")),
+    # signal_expire
+    Bad("signal-zero", lock(signal_expire=0), InvalidArgument, "signal_expire", ("signal_expire", "0")),
+    Bad("signal-negative", lock(signal_expire=-1), InvalidArgument, "signal_expire", ("signal_expire", "-1")),
+    Bad(
+        "signal-huge", lock(signal_expire=BIG), InvalidArgument, "signal_expire", ("signal_expire", str(BIG))
+    ),
+    Bad(
+        "signal-float",
+        lock(signal_expire=1.5),
+        InvalidArgumentType,
+        "signal_expire",
+        ("signal_expire", "1.5"),
+    ),
+    Bad(
+        "signal-true",
+        lock(signal_expire=True),
+        InvalidArgumentType,
+        "signal_expire",
+        ("signal_expire", "True"),
+    ),
+    Bad(
+        "signal-str",
+        lock(signal_expire="1000"),
+        InvalidArgumentType,
+        "signal_expire",
+        ("signal_expire", "'1000'"),
+    ),
+    # the constructor's timeout
+    Bad("timeout-negative", lock(timeout=-1), InvalidTimeout, "timeout", ("timeout", "-1")),
+    Bad("timeout-nan", lock(timeout=NAN), InvalidTimeout, "timeout", ("timeout", "nan")),
+    Bad("timeout-inf", lock(timeout=INF), InvalidTimeout, "timeout", ("timeout", "inf")),
+    Bad("timeout-huge", lock(timeout=BIG), InvalidTimeout, "timeout", ("timeout", str(BIG))),
+    Bad("timeout-true", lock(timeout=True), InvalidArgumentType, "timeout", ("timeout", "True")),
+    Bad("timeout-str", lock(timeout="1"), InvalidArgumentType, "timeout", ("timeout", "'1'")),
+    Bad(
+        "timeout-nonblocking",
+        lock(timeout=1, blocking=False),
+        TimeoutNotUsable,
+        "timeout",
+        ("timeout", "blocking=False"),
+    ),
+    Bad(
+        "timeout-over-expire", lock(timeout=10, expire=5), TimeoutTooLarge, "timeout", ("timeout", "10", "5")
+    ),
+    # acquire()
+    Bad(
+        "acquire-nonblocking-timeout",
+        acquire(blocking=False, timeout=1),
+        TimeoutNotUsable,
+        "timeout",
+        ("timeout", "blocking=False"),
+    ),
+    Bad(
+        "acquire-nonblocking-timeout-zero",
+        acquire(blocking=False, timeout=0),
+        TimeoutNotUsable,
+        "timeout",
+        ("timeout",),
+    ),
+    Bad("acquire-timeout-negative", acquire(timeout=-1), InvalidTimeout, "timeout", ("timeout", "-1")),
+    Bad("acquire-timeout-nan", acquire(timeout=NAN), InvalidTimeout, "timeout", ("timeout", "nan")),
+    Bad("acquire-timeout-inf", acquire(timeout=INF), InvalidTimeout, "timeout", ("timeout", "inf")),
+    Bad("acquire-timeout-huge", acquire(timeout=BIG), InvalidTimeout, "timeout", ("timeout", str(BIG))),
+    Bad("acquire-timeout-true", acquire(timeout=True), InvalidArgumentType, "timeout", ("timeout", "True")),
+    Bad("acquire-timeout-str", acquire(timeout="1"), InvalidArgumentType, "timeout", ("timeout", "'1'")),
+    Bad(
+        "acquire-timeout-over-expire",
+        acquire(timeout=10, expire=5),
+        TimeoutTooLarge,
+        "timeout",
+        ("timeout", "10", "5"),
+    ),
+    Bad(
+        "acquire-blocking-str",
+        acquire(blocking="yes"),
+        InvalidArgumentType,
+        "blocking",
+        ("blocking", "'yes'"),
+    ),
+    Bad(
+        "acquire-blocking-none", acquire(blocking=None), InvalidArgumentType, "blocking", ("blocking", "None")
+    ),
+    # extend()
+    Bad("extend-negative", extend(-1), InvalidArgument, "expire", ("expire", "-1")),
+    Bad("extend-tiny", extend(1e-9), InvalidArgument, "expire", ("expire", "1e-09")),
+    Bad("extend-nan", extend(NAN), InvalidArgument, "expire", ("expire", "nan")),
+    Bad("extend-inf", extend(INF), InvalidArgument, "expire", ("expire", "inf")),
+    Bad("extend-huge", extend(BIG), InvalidArgument, "expire", ("expire", str(BIG))),
+    Bad("extend-true", extend(True), InvalidArgumentType, "expire", ("expire", "True")),
+    Bad("extend-str", extend("1"), InvalidArgumentType, "expire", ("expire", "'1'")),
+    Bad("extend-no-expire-anywhere", extend(expire=None), InvalidArgumentType, "expire", ("expire",)),
+    # reset_all()
+    Bad(
+        "reset-all-client-none",
+        reset_all(use_client=False),
+        InvalidArgumentType,
+        "redis_client",
+        ("redis_client", "NoneType"),
+    ),
+    Bad(
+        "reset-all-client-object",
+        reset_all(client=object(), use_client=False),
+        InvalidArgumentType,
+        "redis_client",
+        ("redis_client", "object"),
+    ),
+    Bad("reset-all-signal-zero", reset_all(0), InvalidArgument, "signal_expire", ("signal_expire", "0")),
+    Bad(
+        "reset-all-signal-negative", reset_all(-1), InvalidArgument, "signal_expire", ("signal_expire", "-1")
+    ),
+    Bad(
+        "reset-all-signal-float",
+        reset_all(1.5),
+        InvalidArgumentType,
+        "signal_expire",
+        ("signal_expire", "1.5"),
+    ),
+    Bad(
+        "reset-all-signal-str",
+        reset_all("1000"),
+        InvalidArgumentType,
+        "signal_expire",
+        ("signal_expire", "'1000'"),
+    ),
+]
+
+
+def snapshot(plain: redis.Redis) -> dict[bytes, tuple[bytes | None, int]]:
+    """Every key with its serialized value and whether it has a TTL."""
+    keys = [key for key in plain.scan_iter(count=1000) if isinstance(key, bytes)]
+    return {key: (plain.dump(key), min(plain.pttl(key), 0)) for key in keys}
+
+
+def commands_seen(plain: redis.Redis) -> set[str]:
+    """The commands the server ran since the last CONFIG RESETSTAT (INFO counts itself only afterwards)."""
+    return set(plain.info("commandstats")) - {"cmdstat_config|resetstat"}
+
+
+@pytest.mark.parametrize("bad", BAD, ids=[b.id for b in BAD])
+def test_bad_argument_is_rejected_before_any_io(
+    bad: Bad, make_client: Callable[..., Any], plain: redis.Redis
+) -> None:
+    """A bad argument raises the documented exception naming the argument and value, and Redis sees nothing."""
+    client: redis.Redis = make_client()
+    held = redis_lock.Lock(plain, "held", expire=60)
+    assert held.acquire()
+    plain.lpush("lock-signal:other", 1)
+    plain.set("unrelated", "value")
+    before = snapshot(plain)
+    plain.config_resetstat()
+    with pytest.raises(bad.error) as caught:
+        bad.call(client)
+    assert commands_seen(plain) == set()
+    assert type(caught.value) is bad.error
+    assert caught.value.argument == bad.argument  # type: ignore[attr-defined]
+    message = str(caught.value).lower()
+    for fragment in bad.fragments:
+        assert fragment.lower() in message, f"{fragment!r} not in {str(caught.value)!r}"
+    assert snapshot(plain) == before
+    assert held.owned()
+
+
+def test_argument_errors_keep_their_builtin_bases() -> None:
+    """Argument errors stay catchable as the ValueError/TypeError 4.x raised, and as RuntimeError."""
+    for bad in BAD:
+        builtin = TypeError if issubclass(bad.error, InvalidArgumentType) else ValueError
+        assert issubclass(bad.error, builtin), bad.id
+        assert issubclass(bad.error, RuntimeError), bad.id
+
+
+# -- coercions kept from 4.x ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("expire", [0, 0.0, None])
+def test_falsy_expire_means_no_expiry(conn: Any, plain: redis.Redis, expire: float | None) -> None:
+    """A falsy expire (0, 0.0, None) makes a lock that never expires, as in 4.x."""
+    lock = redis_lock.Lock(conn, "falsy", expire=expire)
+    assert lock.acquire()
+    assert plain.pttl("lock:falsy") == -1
+    with pytest.raises(InvalidArgumentType):
+        lock.extend()  # nothing to extend to
+    lock.release()
+
+
+def test_zero_timeout_means_wait_forever_and_tiny_timeout_is_honoured(conn: Any, plain: redis.Redis) -> None:
+    """timeout=0 means no timeout (a free lock is taken); a 1e-9 s timeout on a busy lock gives up at once."""
+    assert redis_lock.Lock(conn, "t").acquire(timeout=0)
+    assert not redis_lock.Lock(conn, "t").acquire(timeout=1e-9)
+    assert plain.exists("lock:t")
+
+
+@pytest.mark.parametrize(
+    ("given", "stored"),
+    [
+        (b"ascii-id", "ascii-id"),
+        (b"\xff\xfe\x00id", b64encode(b"\xff\xfe\x00id").decode()),
+        ("ünïcode", "ünïcode"),
+    ],
+    ids=["ascii-bytes", "non-ascii-bytes", "non-ascii-str"],
+)
+def test_id_coercion(conn: Any, plain: redis.Redis, given: str | bytes, stored: str) -> None:
+    """ASCII bytes ids are decoded and non-ASCII bytes ids base64-encoded (as in 4.x); the key holds that id."""
+    lock = redis_lock.Lock(conn, "ided", id=given)
+    assert lock.id == stored
+    assert lock.acquire()
+    assert plain.get("lock:ided") == stored.encode()
+    assert lock.get_owner_id() == stored
+    assert redis_lock.Lock(conn, "ided", id=stored).owned()  # the same id, given as str
+    lock.release()
+
+
+def test_extend_with_falsy_expire_uses_the_constructors(conn: Any, plain: redis.Redis) -> None:
+    """extend(0) and extend(None) fall back to the constructor's expire."""
+    lock = redis_lock.Lock(conn, "ext", expire=30)
+    assert lock.acquire()
+    for value in (0, None):
+        lock.extend(5)
+        assert plain.pttl("lock:ext") <= 5000
+        lock.extend(value)
+        assert 25_000 < plain.pttl("lock:ext") <= 30_000
+    lock.release()
+
+
+VALID_NAMES = {
+    "long-100k": "x" * 100_000,
+    "non-ascii": "ключ-名前-ü",
+    "braces": "{user}:1",
+    "close-brace": "a}b{",
+    "colons": "a:b::c:",
+    "glob": "*?[a-z]\\",
+    "spaces": "  a b  ",
+    "newlines": "a\nb\r\n",
+    "prefix-like": "lock:lock-signal:",
+    "nul": "a\x00b",
+}
+
+
+@pytest.mark.parametrize("name", list(VALID_NAMES.values()), ids=list(VALID_NAMES))
+def test_odd_names_round_trip(conn: Any, plain: redis.Redis, name: str) -> None:
+    """Any non-empty str is a valid name: the key is lock:<name>, it is owned, released, and reset_all finds it."""
+    key = ("lock:" + name).encode()
+    bystander = redis_lock.Lock(conn, "bystander")
+    assert bystander.acquire()
+    lock = redis_lock.Lock(conn, name, expire=30)
+    assert lock.acquire()
+    assert plain.get(key) == lock.id.encode()
+    assert lock.locked()
+    assert lock.owned()
+    assert not redis_lock.Lock(conn, name).acquire(blocking=False)
+    lock.release()
+    assert not plain.exists(key)
+    assert plain.pttl(("lock-signal:" + name).encode()) > 0
+    assert bystander.owned()  # glob characters in a name touch no other lock
+    assert lock.acquire()
+    assert redis_lock.reset_all(conn) == 2
+    assert plain.keys("lock:*") == []
