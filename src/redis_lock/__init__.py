@@ -6,6 +6,8 @@ This file is the public facade; the implementation lives in private modules:
   script replies to results or exceptions), shared by both flavours;
 - ``_scripts``: the Lua scripts in ``lua/``, loaded at import, run with EVALSHA;
 - ``_sync``: :class:`Lock`, its renewal thread, and :func:`reset_all`;
+- ``_async``: :class:`AsyncLock`, its renewal task, and :func:`async_reset_all`,
+  the asyncio twins of the above;
 - ``_exceptions``: the exception hierarchy;
 - ``typing``: the client Protocols, public so users can annotate with them.
 
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 from typing import Final as _Final
 
+from ._async import AsyncLock as AsyncLock
+from ._async import async_reset_all as async_reset_all
 from ._exceptions import AcquireTimeout as AcquireTimeout
 from ._exceptions import AlreadyAcquired as AlreadyAcquired
 from ._exceptions import AlreadyStarted as AlreadyStarted
@@ -55,6 +59,7 @@ __all__ = [
     "AcquireTimeout",
     "AlreadyAcquired",
     "AlreadyStarted",
+    "AsyncLock",
     "InvalidArgument",
     "InvalidArgumentType",
     "InvalidTimeout",
@@ -66,5 +71,6 @@ __all__ = [
     "TimeoutNotUsable",
     "TimeoutTooLarge",
     "__version__",
+    "async_reset_all",
     "reset_all",
 ]

@@ -7,7 +7,9 @@ sync and async flavours only talk to Redis and wait.
 
 from __future__ import annotations
 
+import functools
 import inspect
+import logging
 import math
 from base64 import b64encode
 from dataclasses import dataclass
@@ -16,9 +18,12 @@ from os import urandom
 from typing import Final, Literal, final
 
 from ._exceptions import (
+    AcquireTimeout,
+    AlreadyAcquired,
     InvalidArgument,
     InvalidArgumentType,
     InvalidTimeout,
+    LockLost,
     NotAcquired,
     NotExpirable,
     RedisLockError,
@@ -63,6 +68,9 @@ UNKNOWN: Final = object()
 DEFAULT_SIGNAL_EXPIRE_MS: Final = 1000
 #: SCAN page size used by ``reset_all``.
 RESET_ALL_SCAN_COUNT: Final = 500
+#: First pause between renewal retries after an error, in seconds; doubles up to the cap.
+RENEWAL_RETRY_DELAY: Final = 0.05
+RENEWAL_RETRY_DELAY_CAP: Final = 1.0
 
 # Reply codes of acquire.lua.
 AcquireCode = Literal[0, 1, 2]
@@ -228,6 +236,18 @@ def check_auto_renewal(auto_renewal: bool, expire: float | None) -> float | None
     return expire * 2 / 3
 
 
+def check_renewal_interval(interval: float | None) -> float | None:
+    """Validate ``_lock_renewal_interval`` (which subclasses may set) before it is used."""
+    if interval is None:
+        return None
+    if not validate_expire(interval, argument="_lock_renewal_interval"):
+        raise InvalidArgument(
+            f"_lock_renewal_interval must be a positive number: {interval!r}",
+            argument="_lock_renewal_interval",
+        )
+    return interval
+
+
 def check_acquire_timeout(
     timeout: object, *, blocking: bool, expire: float | None, renewal: float | None
 ) -> float | None:
@@ -261,6 +281,33 @@ def keys_for_scanned(key: object) -> tuple[str, str] | None:
 
 # ---------------------------------------------------------------------------
 # Waiting.
+
+
+@functools.lru_cache(maxsize=16)
+def _default_socket_timeout(connection_class: type) -> object:
+    try:
+        parameter = inspect.signature(connection_class).parameters.get("socket_timeout")
+    except (TypeError, ValueError):
+        return UNKNOWN
+    if parameter is None or parameter.default is inspect.Parameter.empty:
+        return UNKNOWN
+    return parameter.default
+
+
+def client_socket_timeout(client: object) -> object:
+    """The socket timeout a client's connections use; :data:`UNKNOWN` if it cannot be told.
+
+    Reads the connection pool's settings only (no I/O), the same way for the sync
+    and asyncio clients of redis-py and valkey-py.
+    """
+    pool = getattr(client, "connection_pool", None)
+    kwargs = getattr(pool, "connection_kwargs", None)
+    if isinstance(kwargs, dict) and "socket_timeout" in kwargs:
+        return kwargs["socket_timeout"]
+    connection_class = getattr(pool, "connection_class", None)
+    if isinstance(connection_class, type):
+        return _default_socket_timeout(connection_class)
+    return UNKNOWN
 
 
 def wait_chunk(socket_timeout: object) -> float:
@@ -320,6 +367,162 @@ def plan_wait(now: float, deadline: float | None, holder_pttl_ms: int, chunk: fl
         # Too short for BLPOP (whose 0 means "forever"): sleep the whole wait.
         return WaitPlan(blpop=0.0, sleep_until=target)
     return WaitPlan(blpop=blpop, sleep_until=target if precise else None)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class AcquireRequest:
+    """A validated ``acquire()`` call: the script's KEYS and ARGV, and when to give up."""
+
+    blocking: bool
+    deadline: float | None
+    keys: tuple[str, str]
+    args: tuple[str, str]
+
+
+def prepare_acquire(
+    *,
+    blocking: object,
+    timeout: object,
+    expire: float | None,
+    renewal: float | None,
+    lock_key: str,
+    signal_key: str,
+    lock_id: str,
+    now: float,
+) -> AcquireRequest:
+    """Validate ``acquire()``'s arguments (before any I/O) and build the request.
+
+    :param now: the ``monotonic()`` time the call started; the deadline counts from it.
+    """
+    blocking = validate_flag(blocking, "blocking")
+    wait_for = check_acquire_timeout(timeout, blocking=blocking, expire=expire, renewal=renewal)
+    check_renewal_interval(renewal)
+    return AcquireRequest(
+        blocking=blocking,
+        deadline=None if wait_for is None else now + wait_for,
+        keys=(lock_key, signal_key),
+        args=(lock_id, str(to_ms(expire)) if expire else "0"),
+    )
+
+
+def next_acquire_step(reply: object, request: AcquireRequest, *, now: float, chunk: float) -> bool | WaitPlan:
+    """Decide what follows an attempt of acquire.lua, whose reply arrived at ``now``.
+
+    :returns: True (acquired), False (give up: busy and non-blocking, or the deadline
+        passed), or the :class:`WaitPlan` to follow before the next attempt.
+    :raises AlreadyAcquired: this lock's id already holds the lock.
+    """
+    parsed = parse_acquire_reply(reply)
+    if parsed.code == ACQUIRED:
+        return True
+    if parsed.code == OWNED:
+        raise AlreadyAcquired("Already acquired from this Lock instance.")
+    if not request.blocking or (request.deadline is not None and now >= request.deadline):
+        return False
+    return plan_wait(now, request.deadline, parsed.pttl_ms, chunk)
+
+
+# ---------------------------------------------------------------------------
+# Holding: lease, extension, renewal, release.
+
+
+def lease_end(sent: float, expire: float | None, current: float) -> float:
+    """The ``monotonic()`` time a lease set by a command sent at ``sent`` runs out.
+
+    Counting from when the command was *sent* errs on the early side. A lock
+    without expiry keeps ``current``.
+    """
+    return current if expire is None else sent + expire
+
+
+def renews(renewal: float | None, expire: float | None) -> bool:
+    """Whether a newly acquired lock starts auto-renewal."""
+    return renewal is not None and bool(expire)
+
+
+def extend_seconds(expire: object, default: float | None) -> float:
+    """The lifetime ``extend(expire)`` sets: its argument, else the constructor's ``expire``."""
+    seconds = validate_expire(expire) or default
+    if seconds is None:
+        raise InvalidArgumentType(
+            "To extend a lock 'expire' must be provided as an argument to extend() method "
+            "or at initialization time.",
+            argument="expire",
+        )
+    return seconds
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class RenewalOutcome:
+    """What a renewer does after extending the lock raised.
+
+    ``retry_in`` is the pause before the next attempt, or None to stop renewing;
+    ``next_delay`` the pause after the one after; ``lost`` whether the lock is now
+    lost. ``level``, ``message`` and ``args`` are the log record to emit on
+    ``redis_lock.refresh.thread``.
+    """
+
+    retry_in: float | None
+    next_delay: float
+    lost: bool
+    level: int
+    message: str
+    args: tuple[object, ...]
+
+
+def renewal_outcome(
+    error: Exception, *, lock_key: str, now: float, lease_deadline: float, delay: float
+) -> RenewalOutcome:
+    """Decide how renewal goes on after extending raised ``error`` at ``now``.
+
+    A lock that lost its expiry stops renewal (nothing to renew). A lock held by
+    someone else, or gone, is lost. Any other error (a connection error, a timeout)
+    is transient: retry after ``delay`` (doubling up to :data:`RENEWAL_RETRY_DELAY_CAP`)
+    for as long as the lease lasts, then the lock is lost.
+    """
+    if isinstance(error, NotExpirable):
+        return RenewalOutcome(
+            None,
+            delay,
+            False,
+            logging.WARNING,
+            "Stopping renewal: Lock(%r) no longer has an expiry.",
+            (lock_key,),
+        )
+    if isinstance(error, NotAcquired):
+        reason = "another client holds it, or it expired or was reset"
+        return RenewalOutcome(None, delay, True, logging.ERROR, "Lost Lock(%r): %s.", (lock_key, reason))
+    remaining = lease_deadline - now
+    if remaining <= 0:
+        reason = f"renewal kept failing until its lease ran out ({error!r})"
+        return RenewalOutcome(None, delay, True, logging.ERROR, "Lost Lock(%r): %s.", (lock_key, reason))
+    return RenewalOutcome(
+        min(delay, remaining),
+        min(delay * 2, RENEWAL_RETRY_DELAY_CAP),
+        False,
+        logging.WARNING,
+        "Renewing Lock(%r) failed (%r); retrying for up to %.3f seconds.",
+        (lock_key, error, remaining),
+    )
+
+
+def lock_lost_error(lock_key: str) -> LockLost:
+    """The error ``release()`` raises when auto-renewal had lost the lock."""
+    return LockLost(f"Lock({lock_key}) was lost: auto-renewal could not extend it before it expired.")
+
+
+def enter_error(lock_key: str, *, blocking: bool, timeout: float | None) -> NotAcquired:
+    """The error a ``with`` statement raises when it could not acquire the lock."""
+    if blocking:
+        return AcquireTimeout(f"Lock({lock_key}) wasn't acquired within {timeout} seconds.")
+    return NotAcquired(f"Lock({lock_key}) is not acquired or it already expired.")
+
+
+def exit_release_failed_note(lock_key: str, release_error: BaseException) -> str:
+    """The note added to a ``with`` body's exception when releasing the lock then failed."""
+    return f"While propagating this, releasing Lock({lock_key}) failed: {release_error!r}"
 
 
 # ---------------------------------------------------------------------------

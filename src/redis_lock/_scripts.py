@@ -6,9 +6,10 @@ belongs to a client, so there is no cache for a first instance to fill (4.x's
 ``Lock.register_scripts`` filled class attributes, which broke subclasses).
 Importing this module performs no network I/O.
 
-:func:`evalsha` is the one place the sync flavour runs a script: EVALSHA, and on
-NOSCRIPT (a restarted server, SCRIPT FLUSH, a failover to a replica that never
-saw the script) SCRIPT LOAD and one retry.
+:func:`evalsha` is the one place the sync flavour runs a script, and
+:func:`evalsha_async` its asyncio twin: EVALSHA, and on NOSCRIPT (a restarted
+server, SCRIPT FLUSH, a failover to a replica that never saw the script) SCRIPT
+LOAD and one retry.
 """
 
 from __future__ import annotations
@@ -19,9 +20,19 @@ from importlib.resources import files
 from typing import TYPE_CHECKING, Final, final
 
 if TYPE_CHECKING:
-    from .typing import RedisClient
+    from .typing import AsyncRedisClient, RedisClient
 
-__all__ = ["ACQUIRE", "EXTEND", "RESET", "RESET_ALL", "SCRIPTS", "UNLOCK", "Script", "evalsha"]
+__all__ = [
+    "ACQUIRE",
+    "EXTEND",
+    "RESET",
+    "RESET_ALL",
+    "SCRIPTS",
+    "UNLOCK",
+    "Script",
+    "evalsha",
+    "evalsha_async",
+]
 
 
 @final
@@ -67,3 +78,16 @@ def evalsha(client: RedisClient, script: Script, keys: tuple[str, ...], args: tu
             raise
     client.script_load(script.source)
     return client.evalsha(script.sha1, len(keys), *keys, *args)
+
+
+async def evalsha_async(
+    client: AsyncRedisClient, script: Script, keys: tuple[str, ...], args: tuple[str, ...]
+) -> object:
+    """Run ``script`` on an asyncio ``client``; load it and retry once if the server lacks it."""
+    try:
+        return await client.evalsha(script.sha1, len(keys), *keys, *args)
+    except Exception as exc:
+        if not is_noscript_error(exc):
+            raise
+    await client.script_load(script.source)
+    return await client.evalsha(script.sha1, len(keys), *keys, *args)

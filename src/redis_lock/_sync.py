@@ -5,13 +5,11 @@ Decisions live in ``_core``; this module only talks to Redis and waits.
 
 from __future__ import annotations
 
-import functools
-import inspect
 import sys
 import threading
 import time as mod_time
 import weakref
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import redis
 
@@ -24,15 +22,6 @@ from ._core import (
     logger_for_refresh_thread,
     logger_for_release,
 )
-from ._exceptions import (
-    AcquireTimeout,
-    AlreadyAcquired,
-    InvalidArgument,
-    InvalidArgumentType,
-    LockLost,
-    NotAcquired,
-    NotExpirable,
-)
 from ._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, evalsha
 
 if TYPE_CHECKING:
@@ -44,10 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Lock", "reset_all"]
 
-#: First pause between renewal retries after an error, in seconds; doubles up to the cap.
-RENEWAL_RETRY_DELAY: Final = 0.05
-RENEWAL_RETRY_DELAY_CAP: Final = 1.0
-
 
 def _sync_client_types() -> tuple[type, ...]:
     """The client classes ``strict=True`` accepts: redis-py's, and valkey-py's when it is in use."""
@@ -57,29 +42,6 @@ def _sync_client_types() -> tuple[type, ...]:
     if isinstance(valkey_client, type):
         types.append(valkey_client)
     return tuple(types)
-
-
-@functools.lru_cache(maxsize=16)
-def _default_socket_timeout(connection_class: type) -> object:
-    try:
-        parameter = inspect.signature(connection_class).parameters.get("socket_timeout")
-    except (TypeError, ValueError):
-        return _core.UNKNOWN
-    if parameter is None or parameter.default is inspect.Parameter.empty:
-        return _core.UNKNOWN
-    return parameter.default
-
-
-def client_socket_timeout(client: object) -> object:
-    """The socket timeout a client's connections use; ``_core.UNKNOWN`` if it cannot be told. No I/O."""
-    pool = getattr(client, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", None)
-    if isinstance(kwargs, dict) and "socket_timeout" in kwargs:
-        return kwargs["socket_timeout"]
-    connection_class = getattr(pool, "connection_class", None)
-    if isinstance(connection_class, type):
-        return _default_socket_timeout(connection_class)
-    return _core.UNKNOWN
 
 
 class Lock:
@@ -94,7 +56,7 @@ class Lock:
 
         waiter                          Redis                         holder
           |-- EVALSHA acquire -------->|  busy, holder PTTL 800 ms      |
-          |-- BLPOP signal 0.801 s --->|                                |
+          |-- BLPOP signal 0.701 s --->|                                |
           |                            |<------- EVALSHA unlock --------| (DEL, LPUSH)
           |<-- signal -----------------|                                |
           |-- EVALSHA acquire -------->|  acquired                      |
@@ -155,7 +117,7 @@ class Lock:
         )
         self._client = redis_client
         self._name, self._signal = _core.keys_for(name)
-        self._wait_chunk = _core.wait_chunk(client_socket_timeout(redis_client))
+        self._wait_chunk = _core.wait_chunk(_core.client_socket_timeout(redis_client))
         self._lock_renewal_thread = None
         self._lock_renewal_stop: threading.Event | None = None
         self._lock_renewal_finalizer: weakref.finalize[[], Lock] | None = None
@@ -194,17 +156,6 @@ class Lock:
         # 4.x name, kept for subclasses that read it.
         return self.owned()
 
-    def _check_renewal_interval(self) -> float | None:
-        interval = self._lock_renewal_interval
-        if interval is None:
-            return None
-        if not _core.validate_expire(interval, argument="_lock_renewal_interval"):
-            raise InvalidArgument(
-                f"_lock_renewal_interval must be a positive number: {interval!r}",
-                argument="_lock_renewal_interval",
-            )
-        return interval
-
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Acquire the lock.
 
@@ -213,44 +164,43 @@ class Lock:
         :returns: True if the lock was acquired, False if it was busy (non-blocking) or the timeout passed.
         :raises AlreadyAcquired: this lock's id already holds it.
         :raises TimeoutNotUsable: ``timeout`` given with ``blocking=False``.
-        :raises InvalidTimeout: negative or non-finite ``timeout``.
+        :raises InvalidTimeout: negative, non-finite or above 10**9 s ``timeout``.
+        :raises InvalidArgumentType: (a :class:`TypeError`) ``blocking`` is not a bool, or ``timeout`` not a number.
         :raises TimeoutTooLarge: ``timeout`` greater than ``expire`` without auto-renewal.
 
         .. versionchanged:: 5.0
            One round trip when the lock is free; fractional timeouts; a waiter wakes
            when the holder's key expires; waits survive the client's socket timeout.
         """
-        blocking = _core.validate_flag(blocking, "blocking")
-        wait_for = _core.check_acquire_timeout(
-            timeout, blocking=blocking, expire=self._expire, renewal=self._lock_renewal_interval
+        request = _core.prepare_acquire(
+            blocking=blocking,
+            timeout=timeout,
+            expire=self._expire,
+            renewal=self._lock_renewal_interval,
+            lock_key=self._name,
+            signal_key=self._signal,
+            lock_id=self._id,
+            now=mod_time.monotonic(),
         )
-        self._check_renewal_interval()
         logger_for_acquire.debug("Acquiring Lock(%r) ...", self._name)
-        keys = (self._name, self._signal)
-        args = (self._id, str(_core.to_ms(self._expire)) if self._expire else "0")
-        deadline = None if wait_for is None else mod_time.monotonic() + wait_for
         while True:
             sent = mod_time.monotonic()
-            reply = _core.parse_acquire_reply(evalsha(self._client, ACQUIRE, keys, args))
-            if reply.code == _core.ACQUIRED:
+            reply = evalsha(self._client, ACQUIRE, request.keys, request.args)
+            step = _core.next_acquire_step(reply, request, now=mod_time.monotonic(), chunk=self._wait_chunk)
+            if not isinstance(step, _core.WaitPlan):
                 break
-            if reply.code == _core.OWNED:
-                raise AlreadyAcquired("Already acquired from this Lock instance.")
-            now = mod_time.monotonic()
-            if not blocking or (deadline is not None and now >= deadline):
-                logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
-                return False
-            plan = _core.plan_wait(now, deadline, reply.pttl_ms, self._wait_chunk)
-            if plan.blpop and self._client.blpop([self._signal], plan.blpop):
+            if step.blpop and self._client.blpop([self._signal], step.blpop):
                 continue  # woken by a release or reset: try again at once
-            if plan.sleep_until is not None:
-                mod_time.sleep(max(0.0, plan.sleep_until - mod_time.monotonic()))
+            if step.sleep_until is not None:
+                mod_time.sleep(max(0.0, step.sleep_until - mod_time.monotonic()))
+        if not step:
+            logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
+            return False
         logger_for_acquire.info("Acquired Lock(%r).", self._name)
         self._stop_lock_renewer()
         self._lost = None
-        if self._expire:
-            self._lease_deadline = sent + self._expire
-        if self._lock_renewal_interval is not None and self._expire:
+        self._lease_deadline = _core.lease_end(sent, self._expire, self._lease_deadline)
+        if _core.renews(self._lock_renewal_interval, self._expire):
             self._start_lock_renewer()
         return True
 
@@ -261,17 +211,11 @@ class Lock:
         :raises NotExpirable: the lock key has no expiry.
         :raises InvalidArgumentType: (a :class:`TypeError`) no ``expire`` here nor at construction.
         """
-        seconds = _core.validate_expire(expire) or self._expire
-        if seconds is None:
-            raise InvalidArgumentType(
-                "To extend a lock 'expire' must be provided as an argument to extend() method "
-                "or at initialization time.",
-                argument="expire",
-            )
+        seconds = _core.extend_seconds(expire, self._expire)
         sent = mod_time.monotonic()
         reply = evalsha(self._client, EXTEND, (self._name,), (self._id, str(_core.to_ms(seconds))))
         _core.check_extend_reply(reply, self._name)
-        self._lease_deadline = sent + seconds
+        self._lease_deadline = _core.lease_end(sent, seconds, self._lease_deadline)
 
     def release(self) -> None:
         """Release the lock held by this lock's id, and wake one waiter.
@@ -292,13 +236,15 @@ class Lock:
             self._client, UNLOCK, (self._name, self._signal), (self._id, str(self._signal_expire))
         )
         if lost is not None:
-            raise LockLost(
-                f"Lock({self._name}) was lost: auto-renewal could not extend it before it expired."
-            ) from lost
+            raise _core.lock_lost_error(self._name) from lost
         _core.check_unlock_reply(reply, self._name)
 
     def reset(self) -> None:
-        """Forcibly delete the lock, whoever holds it, and wake one waiter. Use with care."""
+        """Forcibly delete the lock, whoever holds it, and wake one waiter. Use with care.
+
+        .. versionchanged:: 5.0
+           Stops this instance's auto-renewal first.
+        """
         self._stop_lock_renewer()
         evalsha(self._client, RESET, (self._name, self._signal), (str(self._signal_expire),))
 
@@ -314,14 +260,16 @@ class Lock:
         return self.get_owner_id() == self._id
 
     def get_owner_id(self) -> str | None:
-        """The id holding the lock, or None if it is free."""
+        """The id holding the lock, or None if it is free.
+
+        .. versionchanged:: 5.0
+           A bytes reply is decoded as UTF-8 (4.x: ASCII with replacement characters).
+        """
         return _core.decode_owner(self._client.get(self._name))
 
     def __enter__(self) -> Self:
         if not self.acquire(blocking=self.blocking, timeout=self._timeout):
-            if self.blocking:
-                raise AcquireTimeout(f"Lock({self._name}) wasn't acquired within {self._timeout} seconds.")
-            raise NotAcquired(f"Lock({self._name}) is not acquired or it already expired.")
+            raise _core.enter_error(self._name, blocking=self.blocking, timeout=self._timeout)
         return self
 
     def __exit__(
@@ -343,9 +291,7 @@ class Lock:
                 exc_info=release_error,
             )
             if sys.version_info >= (3, 11):
-                exc_value.add_note(
-                    f"While propagating this, releasing Lock({self._name}) failed: {release_error!r}"
-                )
+                exc_value.add_note(_core.exit_release_failed_note(self._name, release_error))
 
     # -- auto-renewal ------------------------------------------------------------
 
@@ -370,41 +316,29 @@ class Lock:
 
     def _renew(self, stop: threading.Event) -> bool:
         """Extend once, retrying errors until the lease runs out. False when renewal must stop."""
-        delay = RENEWAL_RETRY_DELAY
+        delay = _core.RENEWAL_RETRY_DELAY
         while True:
             try:
                 self.extend(expire=self._expire)
-            except NotExpirable:
-                logger_for_refresh_thread.warning(
-                    "Stopping renewal: Lock(%r) no longer has an expiry.", self._name
-                )
-                return False
-            except NotAcquired as exc:
-                self._mark_lost(exc, "another client holds it, or it expired or was reset")
-                return False
             except Exception as exc:
-                remaining = self._lease_deadline - mod_time.monotonic()
-                if remaining <= 0:
-                    self._mark_lost(exc, f"renewal kept failing until its lease ran out ({exc!r})")
-                    return False
-                logger_for_refresh_thread.warning(
-                    "Renewing Lock(%r) failed (%r); retrying for up to %.3f seconds.",
-                    self._name,
+                outcome = _core.renewal_outcome(
                     exc,
-                    remaining,
+                    lock_key=self._name,
+                    now=mod_time.monotonic(),
+                    lease_deadline=self._lease_deadline,
+                    delay=delay,
                 )
-                if stop.wait(min(delay, remaining)):
+                if outcome.lost:
+                    self._lost = exc
+                logger_for_refresh_thread.log(outcome.level, outcome.message, *outcome.args)
+                if outcome.retry_in is None or stop.wait(outcome.retry_in):
                     return False
-                delay = min(delay * 2, RENEWAL_RETRY_DELAY_CAP)
+                delay = outcome.next_delay
             else:
                 return True
 
-    def _mark_lost(self, cause: BaseException, reason: str) -> None:
-        self._lost = cause
-        logger_for_refresh_thread.error("Lost Lock(%r): %s.", self._name, reason)
-
     def _start_lock_renewer(self) -> None:
-        interval = self._check_renewal_interval()
+        interval = _core.check_renewal_interval(self._lock_renewal_interval)
         assert interval is not None
         logger_for_refresh_start.debug(
             "Starting renewal thread for Lock(%r). Refresh interval: %s seconds.", self._name, interval

@@ -1,0 +1,564 @@
+"""The asyncio :class:`AsyncLock`, its renewal task, and :func:`async_reset_all`.
+
+The twin of ``_sync``: same constructor, methods, exceptions, messages and
+loggers, with every method that talks to Redis a coroutine. Decisions live in
+``_core``; this module only talks to Redis and waits.
+
+The primitives that differ from the sync flavour:
+
+- waiting is ``await client.blpop(...)`` and :func:`asyncio.sleep`, never a poll;
+- renewal is an :class:`asyncio.Task` on the running loop (a thread in ``_sync``),
+  holding only a weak reference to its lock, cancelled and awaited on release;
+- the id belongs to the instance, not to a thread or a context, so a lock
+  acquired in one task can be released from another;
+- cancellation: the acquire script and the release script, once sent, are run to
+  completion in a shielded task, so cancelling never leaves Redis and the
+  instance disagreeing about who holds the lock (see ``AsyncLock._attempt`` and
+  ``AsyncLock.release``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+import time as mod_time
+import weakref
+from typing import TYPE_CHECKING, Any, Final
+
+import redis.asyncio
+
+from . import _core
+from ._core import (
+    logger_for_acquire,
+    logger_for_refresh_exit,
+    logger_for_refresh_shutdown,
+    logger_for_refresh_start,
+    logger_for_refresh_thread,
+    logger_for_release,
+)
+from ._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, evalsha_async
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+    from types import TracebackType
+
+    from typing_extensions import Self
+
+    from .typing import AsyncRedisClient
+
+__all__ = ["AsyncLock", "async_reset_all"]
+
+#: Tasks finishing a shielded script after their caller was cancelled. asyncio
+#: keeps only weak references to tasks, so they are held here until done.
+_background: Final[set[asyncio.Task[Any]]] = set()
+
+
+def _async_client_types() -> tuple[type, ...]:
+    """The client classes ``strict=True`` accepts: redis-py's asyncio client, and valkey-py's when it is in use."""
+    types: list[type] = [redis.asyncio.Redis]
+    # A valkey.asyncio.Valkey instance implies valkey.asyncio was imported.
+    valkey_client = getattr(sys.modules.get("valkey.asyncio"), "Valkey", None)
+    if isinstance(valkey_client, type):
+        types.append(valkey_client)
+    return tuple(types)
+
+
+def _in_background(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+class _Stop:
+    """The renewal task's stop signal: the asyncio twin of the renewal thread's ``threading.Event``.
+
+    Cancelling the task alone is not enough: on Python 3.11 ``asyncio.wait_for``
+    (which redis-py wraps around socket writes) can swallow a cancellation
+    (CPython gh-86296), and the task would then renew on. The task checks this
+    signal at every wait, so it stops either way. Used on the loop's thread only.
+    """
+
+    __slots__ = ("_set", "_waiters")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: set[asyncio.Future[bool]] = set()
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        self._set = True
+        for waiter in self._waiters:
+            _resolve(waiter, True)
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; True if the signal was set, False on timeout."""
+        if self._set:
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        timer = loop.call_later(timeout, _resolve, waiter, False)
+        self._waiters.add(waiter)
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
+            self._waiters.discard(waiter)
+
+
+def _resolve(waiter: asyncio.Future[bool], value: bool) -> None:
+    if not waiter.done():
+        waiter.set_result(value)
+
+
+def _stop_renewal(task: asyncio.Task[None], stop: _Stop) -> None:
+    """Stop a renewal task, from any thread (a finalizer may run in any thread)."""
+    if task.done():
+        return
+    loop = task.get_loop()
+    try:
+        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        running = None
+    if loop is running:
+        # At once, not deferred: a task already scheduled to resume with a reply
+        # gets the CancelledError (or, if that is swallowed, sees the stop) first,
+        # so a stale renewal cannot mark a new hold lost.
+        stop.set()
+        task.cancel()
+        return
+    # RuntimeError: the loop is closed, so the task will never run again anyway.
+    with contextlib.suppress(RuntimeError):
+        loop.call_soon_threadsafe(stop.set)
+        loop.call_soon_threadsafe(task.cancel)
+
+
+class AsyncLock:
+    """A distributed lock on Redis for asyncio: the twin of :class:`~redis_lock.Lock`.
+
+    Same keys, scripts, arguments, exceptions and log messages as :class:`~redis_lock.Lock`,
+    so an ``AsyncLock`` and a ``Lock`` (or a python-redis-lock 4.x process) on the same
+    name exclude and wake each other. Every method that talks to Redis is a coroutine.
+
+    A blocking :meth:`acquire` waits with ``BLPOP`` on the async client; it never
+    polls. Auto-renewal is an :class:`asyncio.Task` on the running event loop.
+    The id belongs to the instance, not to a task or thread.
+
+    Cancellation (for example by :func:`asyncio.timeout`) is safe:
+
+    - cancelling :meth:`acquire` leaves the lock not held by this instance and
+      re-raises :class:`asyncio.CancelledError`, even if the acquire script had
+      already taken the lock in Redis (it is then released, waking one waiter);
+    - cancelling :meth:`release` lets the release script, once sent, finish, so
+      Redis and the instance agree that the lock is released; then
+      :class:`asyncio.CancelledError` propagates.
+
+    :param redis_client: an asyncio client: :class:`~redis.asyncio.client.Redis`,
+        ``valkey.asyncio.Valkey``, or (with ``strict=False``) any object with the
+        methods of :class:`redis_lock.typing.AsyncRedisClient`.
+    :param name: the lock's name; the keys are ``lock:<name>`` and ``lock-signal:<name>``.
+    :param expire: the lock's lifetime in seconds, with millisecond precision; ``None``
+        (or any falsy value) means the lock never expires.
+    :param id: the value stored in the lock key, as ``str`` or ``bytes`` (non-ASCII
+        bytes are base64-encoded, as in 4.x); random by default. Locks sharing an id
+        own the lock together.
+    :param auto_renewal: renew the lock every ``expire * 2/3`` seconds from a task on
+        the running event loop while it is held. Needs ``expire``. To use another
+        interval, subclass and set ``self._lock_renewal_interval`` after calling
+        ``super().__init__()``.
+    :param strict: require ``redis_client`` to be a known asyncio client class.
+    :param signal_expire: how long an unconsumed wake-up signal lives, in milliseconds.
+    :param blocking: whether the ``async with`` statement waits for the lock.
+    :param timeout: how long the ``async with`` statement waits, in seconds (``None``:
+        forever). It does not apply to :meth:`acquire`, which takes its own ``timeout``.
+    :raises InvalidArgument: (a :class:`ValueError`) for an unusable value.
+    :raises InvalidArgumentType: (a :class:`TypeError`) for an argument of the wrong
+        type, including a synchronous client.
+
+    The constructor performs no I/O and needs no running event loop.
+
+    .. versionadded:: 5.0
+    """
+
+    _lock_renewal_interval: float | None
+    _lock_renewal_task: asyncio.Task[None] | None
+
+    def __init__(
+        self,
+        redis_client: AsyncRedisClient,
+        name: str,
+        expire: float | None = None,
+        id: str | bytes | None = None,
+        auto_renewal: bool = False,
+        strict: bool = True,
+        signal_expire: int = _core.DEFAULT_SIGNAL_EXPIRE_MS,
+        blocking: bool = True,
+        timeout: float | None = None,
+    ) -> None:
+        strict = _core.validate_flag(strict, "strict")
+        _core.check_client(redis_client, strict=strict, accepted=_async_client_types(), flavour="async")
+        name = _core.validate_name(name)
+        self._expire = _core.validate_expire(expire)
+        self._id = _core.validate_id(id)
+        auto_renewal = _core.validate_flag(auto_renewal, "auto_renewal")
+        self._signal_expire = _core.validate_signal_expire(signal_expire)
+        self.blocking = _core.validate_flag(blocking, "blocking")
+        self._lock_renewal_interval = _core.check_auto_renewal(auto_renewal, self._expire)
+        self._timeout = _core.check_acquire_timeout(
+            timeout, blocking=self.blocking, expire=self._expire, renewal=self._lock_renewal_interval
+        )
+        self._client = redis_client
+        self._name, self._signal = _core.keys_for(name)
+        self._wait_chunk = _core.wait_chunk(_core.client_socket_timeout(redis_client))
+        self._lock_renewal_task = None
+        self._lock_renewal_stop: _Stop | None = None
+        self._lock_renewal_finalizer: weakref.finalize[[asyncio.Task[None], _Stop], AsyncLock] | None = None
+        self._lease_deadline = 0.0
+        self._lost: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__module__}.{type(self).__qualname__} {self._name!r}>"
+
+    @classmethod
+    def register_scripts(cls, redis_client: object) -> None:
+        """Do nothing: kept for parity with :meth:`Lock.register_scripts <redis_lock.Lock.register_scripts>`.
+
+        .. deprecated:: 5.0
+           Scripts are module data, loaded on the server on first use.
+        """
+
+    @property
+    def id(self) -> str:
+        """The value this lock stores in its key."""
+        return self._id
+
+    @property
+    def lost(self) -> bool:
+        """True once auto-renewal failed to keep the lock (its lease ran out, or another client took it).
+
+        :meth:`release` then raises :class:`~redis_lock.LockLost`; a new
+        :meth:`acquire` clears the flag.
+        """
+        return self._lost is not None
+
+    async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
+        """Acquire the lock.
+
+        :param blocking: wait for the lock if it is busy; with ``False``, one attempt.
+        :param timeout: the longest wait, in seconds (fractions allowed); ``None`` waits forever.
+        :returns: True if the lock was acquired, False if it was busy (non-blocking) or the timeout passed.
+        :raises AlreadyAcquired: this lock's id already holds it.
+        :raises TimeoutNotUsable: ``timeout`` given with ``blocking=False``.
+        :raises InvalidTimeout: negative or non-finite ``timeout``.
+        :raises TimeoutTooLarge: ``timeout`` greater than ``expire`` without auto-renewal.
+        :raises asyncio.CancelledError: when cancelled; the lock is then not held by this instance.
+        """
+        request = _core.prepare_acquire(
+            blocking=blocking,
+            timeout=timeout,
+            expire=self._expire,
+            renewal=self._lock_renewal_interval,
+            lock_key=self._name,
+            signal_key=self._signal,
+            lock_id=self._id,
+            now=mod_time.monotonic(),
+        )
+        logger_for_acquire.debug("Acquiring Lock(%r) ...", self._name)
+        while True:
+            sent = mod_time.monotonic()
+            reply = await self._attempt(request)
+            step = _core.next_acquire_step(reply, request, now=mod_time.monotonic(), chunk=self._wait_chunk)
+            if not isinstance(step, _core.WaitPlan):
+                break
+            # Cancelled here, nothing is held. A BLPOP cancelled just as it popped
+            # a signal swallows that wake-up; the other waiters then see the free
+            # lock at their next re-check (at most a wait chunk, see _core.MAX_WAIT_CHUNK).
+            if step.blpop and await self._client.blpop([self._signal], step.blpop):
+                continue  # woken by a release or reset: try again at once
+            if step.sleep_until is not None:
+                await asyncio.sleep(max(0.0, step.sleep_until - mod_time.monotonic()))
+        if not step:
+            logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
+            return False
+        # From the reply to the return there is no await, so no cancellation can
+        # land between taking the lock and reporting it (see _attempt for the rest).
+        logger_for_acquire.info("Acquired Lock(%r).", self._name)
+        self._cancel_lock_renewer()
+        self._lost = None
+        self._lease_deadline = _core.lease_end(sent, self._expire, self._lease_deadline)
+        if _core.renews(self._lock_renewal_interval, self._expire):
+            self._start_lock_renewer()
+        return True
+
+    async def _attempt(self, request: _core.AcquireRequest) -> object:
+        """Run acquire.lua once, undoing it if the caller is cancelled meanwhile.
+
+        Timeline of a cancellation (by ``task.cancel()``, :func:`asyncio.timeout`, ...)::
+
+            caller task             attempt task (shielded)       Redis
+              |-- starts ---------->|-- EVALSHA acquire ------->| SET NX: lock taken
+              X cancelled           |                           |
+              |-- waits (shielded)  |<-- {0, 0} (acquired) -----|
+              |                     |   undo: EVALSHA unlock -->| DEL, LPUSH signal
+              |<--------------------|                           |
+              |-- re-raises CancelledError
+
+        The script may be anywhere on its way when the cancellation lands: not yet
+        sent, executed with the reply in flight, or answered with the caller not yet
+        resumed. Cancelling the command itself would leave that unknown (redis-py
+        drops the connection, and with it the reply), so the script runs in its own
+        task that the cancellation cannot reach, and its reply decides: only
+        ``acquired`` (code 0, which means *this* call set the key) is undone; a
+        busy or already-owned reply left nothing to undo (and undoing "owned" would
+        release a lock that another instance with the same id holds). A second
+        cancellation while this clean-up runs lets it finish in the background.
+        """
+        attempt = asyncio.ensure_future(evalsha_async(self._client, ACQUIRE, request.keys, request.args))
+        try:
+            return await asyncio.shield(attempt)
+        except asyncio.CancelledError:
+            # A second cancellation interrupts only this wait; the undo goes on.
+            await asyncio.shield(_in_background(self._undo_attempt(attempt)))
+            raise
+
+    async def _undo_attempt(self, attempt: asyncio.Future[object]) -> None:
+        try:
+            acquired = _core.parse_acquire_reply(await attempt).code == _core.ACQUIRED
+        except Exception:
+            return  # the script failed, so it took nothing that we know of
+        if not acquired:
+            return
+        logger_for_release.debug("Releasing Lock(%r).", self._name)
+        try:
+            await evalsha_async(
+                self._client, UNLOCK, (self._name, self._signal), (self._id, str(self._signal_expire))
+            )
+        except Exception as exc:
+            logger_for_release.warning(
+                "Releasing Lock(%r) after a cancelled acquire failed: %r.", self._name, exc
+            )
+
+    async def extend(self, expire: float | None = None) -> None:
+        """Reset the lock's expiry to ``expire`` seconds (default: the constructor's ``expire``).
+
+        :raises NotAcquired: this lock's id does not hold the lock.
+        :raises NotExpirable: the lock key has no expiry.
+        :raises InvalidArgumentType: (a :class:`TypeError`) no ``expire`` here nor at construction.
+        """
+        seconds = _core.extend_seconds(expire, self._expire)
+        sent = mod_time.monotonic()
+        reply = await evalsha_async(
+            self._client, EXTEND, (self._name,), (self._id, str(_core.to_ms(seconds)))
+        )
+        _core.check_extend_reply(reply, self._name)
+        self._lease_deadline = _core.lease_end(sent, seconds, self._lease_deadline)
+
+    async def release(self) -> None:
+        """Release the lock held by this lock's id, and wake one waiter.
+
+        Stops auto-renewal first. To release a lock acquired elsewhere, use
+        ``AsyncLock(conn, name, id=id_from_other_place).release()``, or :meth:`reset`.
+
+        Cancelling a release does not abort it: the renewal task is stopped and the
+        release script runs to completion, and only then is the local state (the
+        :attr:`lost` flag) cleared, from Redis's answer. Then
+        :class:`asyncio.CancelledError` propagates. A second cancellation lets the
+        release finish in the background.
+
+        :raises NotAcquired: this lock's id does not hold the lock.
+        :raises LockLost: auto-renewal had already lost the lock (a :class:`NotAcquired`).
+        """
+        releasing = asyncio.ensure_future(self._release())
+        try:
+            await asyncio.shield(releasing)
+        except asyncio.CancelledError:
+            # Wait for the release to finish, then let the cancellation win. A
+            # second cancellation interrupts only this wait; the release goes on.
+            await asyncio.shield(_in_background(self._await_release(releasing)))
+            raise
+
+    async def _await_release(self, releasing: asyncio.Future[None]) -> None:
+        # Retrieves the outcome of a release whose caller was cancelled, so its
+        # error is logged rather than reported as "never retrieved".
+        try:
+            await releasing
+        except Exception as exc:
+            logger_for_release.warning(
+                "Releasing Lock(%r) failed after it was cancelled: %r.", self._name, exc
+            )
+
+    async def _release(self) -> None:
+        await self._stop_lock_renewer()
+        logger_for_release.debug("Releasing Lock(%r).", self._name)
+        reply = await evalsha_async(
+            self._client, UNLOCK, (self._name, self._signal), (self._id, str(self._signal_expire))
+        )
+        # Redis has answered: only now forget a loss, so that a release cut short
+        # before this point still reports it when retried.
+        lost, self._lost = self._lost, None
+        if lost is not None:
+            raise _core.lock_lost_error(self._name) from lost
+        _core.check_unlock_reply(reply, self._name)
+
+    async def reset(self) -> None:
+        """Forcibly delete the lock, whoever holds it, and wake one waiter. Use with care."""
+        await self._stop_lock_renewer()
+        await evalsha_async(self._client, RESET, (self._name, self._signal), (str(self._signal_expire),))
+
+    async def locked(self) -> bool:
+        """True if the lock is held, by any id."""
+        return _core.as_int_reply(await self._client.exists(self._name), "EXISTS") == 1
+
+    async def owned(self) -> bool:
+        """True if the lock is held by this lock's id."""
+        return await self.get_owner_id() == self._id
+
+    async def get_owner_id(self) -> str | None:
+        """The id holding the lock, or None if it is free."""
+        return _core.decode_owner(await self._client.get(self._name))
+
+    async def __aenter__(self) -> Self:
+        if not await self.acquire(blocking=self.blocking, timeout=self._timeout):
+            raise _core.enter_error(self._name, blocking=self.blocking, timeout=self._timeout)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if exc_value is None:
+            await self.release()
+            return
+        # The body raised (or was cancelled): a release error must not replace its exception.
+        try:
+            await self.release()
+        except Exception as release_error:
+            logger_for_release.warning(
+                "Releasing Lock(%r) failed while an exception propagated from the with block.",
+                self._name,
+                exc_info=release_error,
+            )
+            if sys.version_info >= (3, 11):
+                exc_value.add_note(_core.exit_release_failed_note(self._name, release_error))
+
+    # -- auto-renewal ------------------------------------------------------------
+
+    @staticmethod
+    async def _lock_renewer(name: str, lockref: weakref.ref[AsyncLock], interval: float, stop: _Stop) -> None:
+        """Renew the lock every ``interval`` seconds until stopped or the lock is collected."""
+        try:
+            while not await stop.wait(interval):
+                logger_for_refresh_thread.debug("Refreshing Lock(%r).", name)
+                lock = lockref()
+                if lock is None:
+                    logger_for_refresh_thread.debug(
+                        "Stopping loop because Lock(%r) was garbage collected.", name
+                    )
+                    break
+                keep_going = await lock._renew(stop)
+                del lock
+                if not keep_going:
+                    break
+        finally:
+            logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", name)
+
+    async def _renew(self, stop: _Stop) -> bool:
+        """Extend once, retrying errors until the lease runs out. False when renewal must stop."""
+        delay = _core.RENEWAL_RETRY_DELAY
+        while True:
+            try:
+                await self.extend(expire=self._expire)
+            except Exception as exc:
+                if stop.is_set():
+                    return False  # stopped meanwhile: the lock's state is no longer this task's to change
+                outcome = _core.renewal_outcome(
+                    exc,
+                    lock_key=self._name,
+                    now=mod_time.monotonic(),
+                    lease_deadline=self._lease_deadline,
+                    delay=delay,
+                )
+                if outcome.lost:
+                    self._lost = exc
+                logger_for_refresh_thread.log(outcome.level, outcome.message, *outcome.args)
+                if outcome.retry_in is None or await stop.wait(outcome.retry_in):
+                    return False
+                delay = outcome.next_delay
+            else:
+                return True
+
+    def _start_lock_renewer(self) -> None:
+        interval = _core.check_renewal_interval(self._lock_renewal_interval)
+        assert interval is not None
+        logger_for_refresh_start.debug(
+            "Starting renewal thread for Lock(%r). Refresh interval: %s seconds.", self._name, interval
+        )
+        stop = _Stop()
+        task = asyncio.get_running_loop().create_task(
+            self._lock_renewer(self._name, weakref.ref(self), interval, stop),
+            name=f"redis_lock.refresh {self._name}",
+        )
+        # When the lock is collected, end the task at once instead of at its next
+        # interval, so it never keeps a loop busy for a lock nobody can release.
+        self._lock_renewal_finalizer = weakref.finalize(self, _stop_renewal, task, stop)
+        self._lock_renewal_task = task
+        self._lock_renewal_stop = stop
+
+    def _cancel_lock_renewer(self) -> asyncio.Task[None] | None:
+        """Detach the renewal task and tell it to stop, without waiting. Returns it if it was still running."""
+        task, stop = self._lock_renewal_task, self._lock_renewal_stop
+        self._lock_renewal_task = self._lock_renewal_stop = None
+        if self._lock_renewal_finalizer is not None:
+            self._lock_renewal_finalizer.detach()
+            self._lock_renewal_finalizer = None
+        if task is None or stop is None or task.done():
+            return None
+        logger_for_refresh_shutdown.debug("Signaling renewal thread for Lock(%r) to exit.", self._name)
+        _stop_renewal(task, stop)
+        return task
+
+    async def _stop_lock_renewer(self) -> None:
+        task = self._cancel_lock_renewer()
+        if task is None:
+            return
+        if task is not asyncio.current_task() and task.get_loop() is asyncio.get_running_loop():
+            # asyncio.wait neither raises the task's CancelledError nor swallows ours.
+            await asyncio.wait((task,))
+        logger_for_refresh_exit.debug("Renewal thread for Lock(%r) exited.", self._name)
+
+
+async def async_reset_all(
+    redis_client: AsyncRedisClient, signal_expire: int = _core.DEFAULT_SIGNAL_EXPIRE_MS
+) -> int:
+    """Forcibly delete every lock (every ``lock:*`` key), waking one waiter of each. Use with care.
+
+    The asyncio twin of :func:`~redis_lock.reset_all`: walks the keyspace with SCAN
+    in pages, never KEYS, so it does not block the server.
+
+    :param redis_client: an asyncio client.
+    :param signal_expire: lifetime of the wake-up signals, in milliseconds.
+    :returns: the number of locks deleted.
+
+    .. versionadded:: 5.0
+    """
+    _core.check_client(redis_client, strict=False, accepted=(), flavour="async")
+    expire_arg = (str(_core.validate_signal_expire(signal_expire)),)
+    deleted = 0
+    cursor = 0
+    while True:
+        reply = await redis_client.scan(
+            cursor=cursor, match=_core.LOCK_PREFIX + "*", count=_core.RESET_ALL_SCAN_COUNT
+        )
+        cursor, keys = _core.parse_scan_reply(reply)
+        batch = _core.reset_all_batch(keys)
+        if batch:
+            deleted += _core.as_int_reply(
+                await evalsha_async(redis_client, RESET_ALL, batch, expire_arg), "reset_all"
+            )
+        if cursor == 0:
+            return deleted
