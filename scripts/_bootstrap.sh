@@ -43,12 +43,16 @@ ensure_venv() {
             "$PYTHON" -m venv .venv
         fi
     fi
-    local stamp
-    stamp="$(cat requirements/dev.txt pyproject.toml | sha256sum | cut -d' ' -f1)"
+    local stamp requirements=requirements/dev.txt
+    if ! .venv/bin/python -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then
+        # Several pins need Python 3.11+; on 3.10 let pip resolve the unpinned list.
+        requirements=requirements/dev.in
+    fi
+    stamp="$(cat "$requirements" pyproject.toml | sha256sum | cut -d' ' -f1)"
     if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
-        say "installing the pinned dev dependencies into .venv"
+        say "installing the dev dependencies ($requirements) into .venv"
         .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/dev.txt
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
         .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
         echo "$stamp" > .venv/.installed
     fi
