@@ -1,0 +1,114 @@
+"""Benchmark harness: one throwaway redis-server for the whole run, sizes for full and quick runs.
+
+The suite lives outside ``testpaths``, so a plain ``pytest`` never runs it; the
+main command is ``bash scripts/bench.sh`` (see ``scripts/bench.py``). Every test
+stores what it measured in ``benchmark.extra_info`` (``metric``, ``peer`` and the
+figures); the driver turns the JSON into one comparison table.
+
+Options: ``--bench-unix`` (connect over the unix socket instead of TCP
+loopback), ``--bench-quick`` (a smoke run: fewer samples, shorter windows),
+``--bench-processes N`` (contending processes, default 4).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+import pytest
+import redis
+from tests._server import RedisServer, redis_server_binary
+
+from ._peers import make_client
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("redis_lock benchmarks")
+    group.addoption(
+        "--bench-unix", action="store_true", help="connect over the unix socket instead of TCP loopback"
+    )
+    group.addoption("--bench-quick", action="store_true", help="a fast smoke run: fewer samples")
+    group.addoption("--bench-processes", type=int, default=4, help="contending processes (default 4)")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How much each benchmark measures."""
+
+    quick: bool
+    handoffs: int
+    expiry_samples: int
+    contended_seconds: float
+    hold_times: tuple[float, ...]
+    processes: int
+    renewal_counts: tuple[int, ...]
+    renewal_peers: tuple[str, ...]
+    #: Seconds a renewal run may spend acquiring; its process is killed 15 s after that plus the hold.
+    renewal_budget: float
+
+
+@pytest.fixture(scope="session")
+def sizes(pytestconfig: pytest.Config) -> Sizes:
+    quick = bool(pytestconfig.getoption("--bench-quick"))
+    processes = int(pytestconfig.getoption("--bench-processes"))
+    if quick:
+        return Sizes(True, 30, 2, 1.0, (0.001,), processes, (1000,), ("redis_lock", "limit"), 10.0)
+    return Sizes(
+        False, 200, 8, 3.0, (0.001, 0.01), processes, (1000, 10_000), ("redis_lock", "prl401", "limit"), 30.0
+    )
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: dict[str, object]) -> None:
+    """Record what the figures depend on: CPUs, affinity, Redis version, transport, run size."""
+    version = subprocess.run(
+        [redis_server_binary(), "--version"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    machine_info["redis_server"] = version
+    machine_info["nproc"] = os.cpu_count()
+    machine_info["cpu_model"] = _cpu_model()
+    machine_info["affinity"] = sorted(os.sched_getaffinity(0))
+    machine_info["transport"] = "unix" if config.getoption("--bench-unix") else "tcp-loopback"
+    machine_info["quick"] = bool(config.getoption("--bench-quick"))
+    machine_info["redis_py"] = redis.__version__
+
+
+@pytest.fixture(scope="session")
+def server() -> Iterator[RedisServer]:
+    """The run's own redis-server (never an external one: the suite flushes and resets its stats)."""
+    with RedisServer() as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def url(server: RedisServer, pytestconfig: pytest.Config) -> str:
+    return server.url if pytestconfig.getoption("--bench-unix") else server.tcp_url
+
+
+@pytest.fixture
+def clients(url: str) -> Iterator[Callable[[], redis.Redis]]:
+    """A factory of fresh clients (one connection pool each); the database is flushed first."""
+    made: list[redis.Redis] = []
+
+    def make() -> redis.Redis:
+        client = make_client(url)
+        made.append(client)
+        return client
+
+    make().flushall()
+    yield make
+    for client in made:
+        client.close()

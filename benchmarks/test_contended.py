@@ -1,0 +1,103 @@
+"""Contended throughput, fairness, mutual exclusion and server cost.
+
+N processes (``--bench-processes``, default 4) loop on one lock: acquire, a
+short critical section (``time.sleep(hold)``), release. Each process counts its
+acquisitions and the requests its client sent (round trips); inside the
+critical section it checks a shared integer that says who is inside, so two
+holders at once show up as violations. After every process has connected and
+loaded its scripts, the server's stats are reset (``CONFIG RESETSTAT``); when all
+have finished, ``INFO commandstats`` gives the commands Redis executed, counting
+those run inside Lua scripts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import redis
+
+from ._peers import LIBRARIES, LIMIT, Peer
+from ._workers import CONTEXT, contend
+from .conftest import Sizes
+
+NAME = "bench-contended"
+HOLD_TIMES = (0.001, 0.01)
+
+
+def server_commands(admin: redis.Redis) -> dict[str, int]:
+    """Calls per command since the last ``CONFIG RESETSTAT`` (script-internal calls included)."""
+    stats: dict[str, Any] = admin.info("commandstats")
+    calls = {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+    calls.pop("config|resetstat", None)
+    calls.pop("config", None)
+    return calls
+
+
+def contended(
+    peer: Peer, url: str, admin: redis.Redis, processes: int, hold: float, duration: float
+) -> dict[str, Any]:
+    """Run the contention loop in ``processes`` processes; the totals."""
+    owner = CONTEXT.RawValue("i", 0)
+    ready, results, start = CONTEXT.Queue(), CONTEXT.Queue(), CONTEXT.Event()
+    workers = [
+        CONTEXT.Process(
+            target=contend,
+            args=(peer.id, url, NAME, index, hold, duration, owner, ready, start, results),
+            daemon=True,
+        )
+        for index in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        for _ in workers:
+            ready.get(timeout=60)
+        admin.config_resetstat()
+        start.set()
+        reports = [results.get(timeout=duration + 60) for _ in workers]
+        for worker in workers:
+            worker.join(timeout=10)
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
+                worker.join()
+    commands = server_commands(admin)
+    acquisitions = [int(report["acquisitions"]) for report in reports]
+    total = sum(acquisitions)
+    window = max(report["finished"] for report in reports) - min(report["began"] for report in reports)
+    return {
+        "processes": processes,
+        "hold": hold,
+        "acquisitions": total,
+        "window": window,
+        "per_second": total / window,
+        "min_share": min(acquisitions) / total,
+        "max_share": max(acquisitions) / total,
+        "violations": sum(int(report["violations"]) for report in reports),
+        "requests_per_acquisition": sum(int(report["requests"]) for report in reports) / total,
+        "commands_per_acquisition": sum(commands.values()) / total,
+        "commands": commands,
+    }
+
+
+@pytest.mark.benchmark(group="contended")
+@pytest.mark.parametrize("hold", HOLD_TIMES, ids=lambda hold: f"hold{hold * 1000:g}ms")
+@pytest.mark.parametrize("peer", [*LIBRARIES, LIMIT], ids=lambda peer: peer.id)
+def test_contended(
+    benchmark: Any, clients: Callable[[], redis.Redis], url: str, sizes: Sizes, peer: Peer, hold: float
+) -> None:
+    """Processes take turns on one lock and two of them are never inside at once."""
+    if hold not in sizes.hold_times:
+        pytest.skip(f"hold time {hold} s is not measured in a quick run")
+    result = benchmark.pedantic(
+        contended,
+        args=(peer, url, clients(), sizes.processes, hold, sizes.contended_seconds),
+        rounds=1,
+        iterations=1,
+    )
+    assert result["violations"] == 0, "two processes held the lock at once"
+    assert result["acquisitions"] >= sizes.processes
+    benchmark.extra_info.update(metric="contended", peer=peer.id, **result)

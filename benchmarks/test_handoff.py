@@ -1,0 +1,90 @@
+"""Hand-off latency: from the holder's ``release()`` returning to a blocked waiter's ``acquire()`` returning.
+
+Two processes (see ``_workers.party``), each with its own client and lock
+object, pass the lock back and forth; a coordinator tells them what to do.
+Before each release it makes sure the waiter is really waiting: for a library
+that parks in ``BLPOP`` it polls ``INFO clients`` until the server reports a
+blocked client; for one that polls, it releases after a random pause in
+``[0, poll interval)`` once the waiter has started, so the release lands at a
+random phase of the polling. Each timestamp is ``time.monotonic()`` taken in the
+process that made the call, right after the call returned.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+import redis
+
+from ._peers import LIBRARIES, LIMIT, TOKEN, Peer, monotonic
+from ._stats import summary
+from ._workers import Party
+from .conftest import Sizes
+
+NAME = "bench-handoff"
+PARK_TIMEOUT = 5.0
+
+
+@pytest.fixture(scope="module")
+def parties(url: str) -> Iterator[tuple[Party, Party]]:
+    """Two party processes, shared by every hand-off benchmark (spawning them costs about a second)."""
+    pair = (Party(url), Party(url))
+    try:
+        yield pair
+    finally:
+        for party in pair:
+            party.stop()
+
+
+def wait_until_waiting(monitor: redis.Redis, peer: Peer, waiter: Party) -> None:
+    """Return once ``waiter`` waits: blocked on the server, or a random part of its poll interval later."""
+    waiter.expect("entering", timeout=PARK_TIMEOUT)
+    if not peer.parks:
+        threading.Event().wait(random.uniform(0.0, peer.poll_interval))
+        return
+    deadline = monotonic() + PARK_TIMEOUT
+    while int(monitor.info("clients")["blocked_clients"]) < 1:
+        if monotonic() > deadline:
+            raise RuntimeError("the waiter never blocked on the server")
+
+
+def handoffs(peer: Peer, monitor: redis.Redis, parties: tuple[Party, Party], count: int) -> list[float]:
+    """Hand the lock over ``count`` times, alternating directions; the latencies in seconds."""
+    peer.prepare(monitor, NAME)
+    for party in parties:
+        party.call("make", peer.id, NAME, 60.0)
+    samples: list[float] = []
+    parties[0].call("acquire")
+    for turn in range(count):
+        holder, waiter = parties[turn % 2], parties[(turn + 1) % 2]
+        waiter.send("acquire")
+        wait_until_waiting(monitor, peer, waiter)
+        released = holder.call("release")
+        acquired = waiter.expect("ok")
+        samples.append(acquired - released)
+    parties[count % 2].call("release")
+    return samples
+
+
+@pytest.mark.benchmark(group="hand-off")
+@pytest.mark.parametrize("peer", [*LIBRARIES, LIMIT, TOKEN], ids=lambda peer: peer.id)
+def test_handoff(
+    benchmark: Any,
+    clients: Callable[[], redis.Redis],
+    parties: tuple[Party, Party],
+    sizes: Sizes,
+    peer: Peer,
+) -> None:
+    """Every hand-off completes and the lock is free at the end; latencies go to extra_info."""
+    monitor = clients()
+    samples = benchmark.pedantic(
+        handoffs, args=(peer, monitor, parties, sizes.handoffs), rounds=1, iterations=1
+    )
+    assert len(samples) == sizes.handoffs
+    if peer is not TOKEN:
+        assert not monitor.exists(peer.key(NAME))
+    benchmark.extra_info.update(metric="handoff", peer=peer.id, **summary(samples))
