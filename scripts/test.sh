@@ -22,8 +22,7 @@ if [ "$(cat .venv-oldest/.installed 2>/dev/null)" != "$oldest_stamp" ]; then
     rm -rf .venv-oldest
     .venv/bin/python -m venv .venv-oldest
     .venv-oldest/bin/python -m pip install --quiet --disable-pip-version-check -r requirements/oldest.txt
-    .venv-oldest/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e . ||
-        .venv-oldest/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
+    .venv-oldest/bin/python -m pip install --quiet --disable-pip-version-check --no-deps -e .
     echo "$oldest_stamp" > .venv-oldest/.installed
 fi
 say "pytest with the oldest redis-py ($(.venv-oldest/bin/python -c 'import redis; print(redis.__version__)'))"

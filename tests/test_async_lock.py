@@ -456,7 +456,8 @@ async def test_cancel_by_wait_for_timeout_holds_nothing(aconn: Any, plain: redis
     holder = redis_lock.AsyncLock(aconn, "cancel-wait-for", expire=0.5)
     await holder.acquire()
     waiter = redis_lock.AsyncLock(aconn, "cancel-wait-for")
-    with pytest.raises(TimeoutError):
+    # asyncio.TimeoutError: on Python 3.10 it is not yet the builtin TimeoutError.
+    with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(waiter.acquire(), 0.1)
     await wait_until(lambda: plain.exists("lock:cancel-wait-for") == 0, what="the holder to expire")
     assert blocked_clients(plain) == 0
