@@ -521,6 +521,26 @@ def test_renewal_retries_connection_errors_until_the_lease_runs_out(
     client.close()
 
 
+def test_a_failed_release_keeps_reporting_the_loss(own_server: RedisServer) -> None:
+    """A release that fails on a connection error leaves `lost` set, so the retried release raises LockLost."""
+    client = redis.Redis.from_url(own_server.url, socket_timeout=1, socket_connect_timeout=1)
+    other = redis.Redis.from_url(own_server.url)
+    lock = redis_lock.Lock(client, "lost-retry", expire=0.3, auto_renewal=True)
+    lock.acquire()
+    other.set("lock:lost-retry", "somebody-else")
+    other.close()
+    wait_until(lambda: lock.lost, timeout=5, what="the renewal to notice the loss")
+    own_server.stop()
+    with pytest.raises(redis.ConnectionError):
+        lock.release()
+    assert lock.lost
+    own_server.start()
+    with pytest.raises(redis_lock.LockLost):
+        lock.release()
+    assert not lock.lost
+    client.close()
+
+
 # -- the with statement and errors --------------------------------------------------------
 
 

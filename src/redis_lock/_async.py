@@ -198,21 +198,29 @@ class AsyncLock:
         blocking: bool = True,
         timeout: float | None = None,
     ) -> None:
-        strict = _core.validate_flag(strict, "strict")
-        _core.check_client(redis_client, strict=strict, accepted=_async_client_types(), flavour="async")
-        name = _core.validate_name(name)
-        self._expire = _core.validate_expire(expire)
-        self._id = _core.validate_id(id)
-        auto_renewal = _core.validate_flag(auto_renewal, "auto_renewal")
-        self._signal_expire = _core.validate_signal_expire(signal_expire)
-        self.blocking = _core.validate_flag(blocking, "blocking")
-        self._lock_renewal_interval = _core.check_auto_renewal(auto_renewal, self._expire)
-        self._timeout = _core.check_acquire_timeout(
-            timeout, blocking=self.blocking, expire=self._expire, renewal=self._lock_renewal_interval
+        settings = _core.lock_settings(
+            redis_client,
+            name=name,
+            expire=expire,
+            id=id,
+            auto_renewal=auto_renewal,
+            strict=strict,
+            signal_expire=signal_expire,
+            blocking=blocking,
+            timeout=timeout,
+            accepted=_async_client_types(),
+            flavour="async",
         )
+        # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set).
         self._client = redis_client
-        self._name, self._signal = _core.keys_for(name)
-        self._wait_chunk = _core.wait_chunk(_core.client_socket_timeout(redis_client))
+        self._name, self._signal = settings.lock_key, settings.signal_key
+        self._expire = settings.expire
+        self._id = settings.id
+        self._signal_expire = settings.signal_expire
+        self.blocking = settings.blocking
+        self._lock_renewal_interval = settings.renewal_interval
+        self._timeout = settings.timeout
+        self._wait_chunk = settings.wait_chunk
         self._lock_renewal_task = None
         self._lock_renewal_stop: _Stop | None = None
         self._lock_renewal_finalizer: weakref.finalize[[asyncio.Task[None], _Stop], AsyncLock] | None = None

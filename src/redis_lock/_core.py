@@ -262,6 +262,58 @@ def check_acquire_timeout(
     return value
 
 
+@final
+@dataclass(frozen=True, slots=True)
+class LockSettings:
+    """A lock's validated constructor arguments, as both flavours store them."""
+
+    lock_key: str
+    signal_key: str
+    expire: float | None
+    id: str
+    signal_expire: int
+    blocking: bool
+    renewal_interval: float | None
+    timeout: float | None
+    wait_chunk: float
+
+
+def lock_settings(
+    client: object,
+    *,
+    name: object,
+    expire: object,
+    id: object,
+    auto_renewal: object,
+    strict: object,
+    signal_expire: object,
+    blocking: object,
+    timeout: object,
+    accepted: tuple[type, ...],
+    flavour: str,
+) -> LockSettings:
+    """Validate every constructor argument of ``Lock``/``AsyncLock``, in one order, with no I/O."""
+    check_client(client, strict=validate_flag(strict, "strict"), accepted=accepted, flavour=flavour)
+    lock_key, signal_key = keys_for(validate_name(name))
+    seconds = validate_expire(expire)
+    lock_id = validate_id(id)
+    renew = validate_flag(auto_renewal, "auto_renewal")
+    signal_ms = validate_signal_expire(signal_expire)
+    waits = validate_flag(blocking, "blocking")
+    interval = check_auto_renewal(renew, seconds)
+    return LockSettings(
+        lock_key=lock_key,
+        signal_key=signal_key,
+        expire=seconds,
+        id=lock_id,
+        signal_expire=signal_ms,
+        blocking=waits,
+        renewal_interval=interval,
+        timeout=check_acquire_timeout(timeout, blocking=waits, expire=seconds, renewal=interval),
+        wait_chunk=wait_chunk(client_socket_timeout(client)),
+    )
+
+
 def keys_for(name: str) -> tuple[str, str]:
     """The lock key and the signal key of ``name`` (the 4.x layout)."""
     return LOCK_PREFIX + name, SIGNAL_PREFIX + name

@@ -103,21 +103,29 @@ class Lock:
         blocking: bool = True,
         timeout: float | None = None,
     ) -> None:
-        strict = _core.validate_flag(strict, "strict")
-        _core.check_client(redis_client, strict=strict, accepted=_sync_client_types(), flavour="sync")
-        name = _core.validate_name(name)
-        self._expire = _core.validate_expire(expire)
-        self._id = _core.validate_id(id)
-        auto_renewal = _core.validate_flag(auto_renewal, "auto_renewal")
-        self._signal_expire = _core.validate_signal_expire(signal_expire)
-        self.blocking = _core.validate_flag(blocking, "blocking")
-        self._lock_renewal_interval = _core.check_auto_renewal(auto_renewal, self._expire)
-        self._timeout = _core.check_acquire_timeout(
-            timeout, blocking=self.blocking, expire=self._expire, renewal=self._lock_renewal_interval
+        settings = _core.lock_settings(
+            redis_client,
+            name=name,
+            expire=expire,
+            id=id,
+            auto_renewal=auto_renewal,
+            strict=strict,
+            signal_expire=signal_expire,
+            blocking=blocking,
+            timeout=timeout,
+            accepted=_sync_client_types(),
+            flavour="sync",
         )
+        # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set).
         self._client = redis_client
-        self._name, self._signal = _core.keys_for(name)
-        self._wait_chunk = _core.wait_chunk(_core.client_socket_timeout(redis_client))
+        self._name, self._signal = settings.lock_key, settings.signal_key
+        self._expire = settings.expire
+        self._id = settings.id
+        self._signal_expire = settings.signal_expire
+        self.blocking = settings.blocking
+        self._lock_renewal_interval = settings.renewal_interval
+        self._timeout = settings.timeout
+        self._wait_chunk = settings.wait_chunk
         self._lock_renewal_thread = None
         self._lock_renewal_stop: threading.Event | None = None
         self._lock_renewal_finalizer: weakref.finalize[[], Lock] | None = None
@@ -231,10 +239,12 @@ class Lock:
         """
         self._stop_lock_renewer()
         logger_for_release.debug("Releasing Lock(%r).", self._name)
-        lost, self._lost = self._lost, None
         reply = evalsha(
             self._client, UNLOCK, (self._name, self._signal), (self._id, str(self._signal_expire))
         )
+        # Redis has answered: only now forget a loss, so that a release that failed
+        # (a connection error) still reports the loss when retried.
+        lost, self._lost = self._lost, None
         if lost is not None:
             raise _core.lock_lost_error(self._name) from lost
         _core.check_unlock_reply(reply, self._name)
