@@ -20,6 +20,7 @@ import pytest
 import redis
 import valkey
 
+from ._cluster import RedisClusterDeployment
 from ._server import RedisServer
 
 ClientKind = tuple[str, bool]
@@ -86,3 +87,19 @@ def own_server() -> Iterator[RedisServer]:
     """A server of this test's own, to kill, restart or pause without disturbing other tests."""
     with RedisServer() as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def cluster_deployment() -> Iterator[RedisClusterDeployment]:
+    """A three-primary Redis Cluster of the session's own (see ``_cluster.py``)."""
+    with RedisClusterDeployment() as deployment:
+        yield deployment
+
+
+@pytest.fixture(scope="session")
+def sentinel_deployment() -> Iterator[Any]:
+    """A primary, a replica and a sentinel of the session's own (see ``_sentinel.py``)."""
+    from ._sentinel import SentinelDeployment
+
+    with SentinelDeployment() as deployment:
+        yield deployment

@@ -61,6 +61,7 @@ def _async_client_types() -> tuple[type, ...]:
     valkey_client = getattr(sys.modules.get("valkey.asyncio"), "Valkey", None)
     if isinstance(valkey_client, type):
         types.append(valkey_client)
+    types.extend(_core.cluster_client_types("async"))
     return tuple(types)
 
 
@@ -557,6 +558,17 @@ async def async_reset_all(
     _core.check_client(redis_client, strict=False, accepted=(), flavour="async")
     expire_arg = (str(_core.validate_signal_expire(signal_expire)),)
     deleted = 0
+    if _core.is_async_cluster(redis_client):
+        # scan_iter walks every primary; a script may only touch keys of one slot.
+        page: list[object] = []
+        async for key in redis_client.scan_iter(
+            match=_core.LOCK_PREFIX + "*", count=_core.RESET_ALL_SCAN_COUNT
+        ):
+            page.append(key)
+            if len(page) >= _core.RESET_ALL_SCAN_COUNT:
+                deleted += await _reset_cluster_page(redis_client, page, expire_arg)
+                page = []
+        return deleted + await _reset_cluster_page(redis_client, page, expire_arg)
     cursor = 0
     while True:
         reply = await redis_client.scan(
@@ -570,3 +582,14 @@ async def async_reset_all(
             )
         if cursor == 0:
             return deleted
+
+
+async def _reset_cluster_page(
+    redis_client: AsyncRedisClient, keys: list[object], expire_arg: tuple[str]
+) -> int:
+    deleted = 0
+    for group in _core.reset_all_groups(keys):
+        deleted += _core.as_int_reply(
+            await evalsha_async(redis_client, RESET_ALL, group, expire_arg), "reset_all"
+        )
+    return deleted

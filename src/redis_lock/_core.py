@@ -11,11 +11,12 @@ import functools
 import inspect
 import logging
 import math
+import sys
 from base64 import b64encode
 from dataclasses import dataclass
 from logging import getLogger
 from os import urandom
-from typing import Final, Literal, final
+from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeGuard, final
 
 from ._exceptions import (
     AcquireTimeout,
@@ -30,6 +31,10 @@ from ._exceptions import (
     TimeoutNotUsable,
     TimeoutTooLarge,
 )
+from .typing import AsyncRedisClient, RedisClient
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
 
 # Logger names and messages are those of python-redis-lock 4.x: users filter on them.
 # Lock ids are never logged: an id is enough to release someone else's lock.
@@ -294,7 +299,7 @@ def lock_settings(
 ) -> LockSettings:
     """Validate every constructor argument of ``Lock``/``AsyncLock``, in one order, with no I/O."""
     check_client(client, strict=validate_flag(strict, "strict"), accepted=accepted, flavour=flavour)
-    lock_key, signal_key = keys_for(validate_name(name))
+    lock_key, signal_key = keys_for(validate_name(name), cluster=is_cluster_client(client))
     seconds = validate_expire(expire)
     lock_id = validate_id(id)
     renew = validate_flag(auto_renewal, "auto_renewal")
@@ -314,9 +319,113 @@ def lock_settings(
     )
 
 
-def keys_for(name: str) -> tuple[str, str]:
-    """The lock key and the signal key of ``name`` (the 4.x layout)."""
-    return LOCK_PREFIX + name, SIGNAL_PREFIX + name
+# ---------------------------------------------------------------------------
+# Key names and Redis Cluster.
+
+#: Cluster client classes, as (module, class name): looked up in ``sys.modules``
+#: only, so checking a client never imports a library the caller does not use.
+_CLUSTER_CLASSES: Final = (
+    ("redis.cluster", "RedisCluster"),
+    ("redis.asyncio.cluster", "RedisCluster"),
+    ("valkey.cluster", "ValkeyCluster"),
+    ("valkey.asyncio.cluster", "ValkeyCluster"),
+)
+
+
+def cluster_client_types(flavour: str | None = None) -> tuple[type, ...]:
+    """The Redis Cluster client classes of redis-py and valkey-py that are imported.
+
+    ``flavour`` ``"sync"`` or ``"async"`` keeps only that flavour's classes.
+    """
+    found: list[type] = []
+    for module, name in _CLUSTER_CLASSES:
+        if flavour is not None and (".asyncio." in module) != (flavour == "async"):
+            continue
+        cls = getattr(sys.modules.get(module), name, None)
+        if isinstance(cls, type):
+            found.append(cls)
+    return tuple(found)
+
+
+def is_cluster_client(client: object) -> bool:
+    """Whether ``client`` talks to a Redis Cluster (so a lock's keys need a hash tag)."""
+    return isinstance(client, cluster_client_types())
+
+
+class ClusterClient(RedisClient, Protocol):
+    """A synchronous cluster client: SCAN runs on every primary through ``scan_iter``."""
+
+    def scan_iter(self, match: Any = None, count: Any = None) -> Iterator[Any]: ...
+
+
+class AsyncClusterClient(AsyncRedisClient, Protocol):
+    """An asyncio cluster client: SCAN runs on every primary through ``scan_iter``."""
+
+    def scan_iter(self, match: Any = None, count: Any = None) -> AsyncIterator[Any]: ...
+
+
+def is_sync_cluster(client: RedisClient) -> TypeGuard[ClusterClient]:
+    return is_cluster_client(client)
+
+
+def is_async_cluster(client: AsyncRedisClient) -> TypeGuard[AsyncClusterClient]:
+    return is_cluster_client(client)
+
+
+def hash_tag(name: str) -> str:
+    """The hash tag that puts both keys of the lock ``name`` in one cluster slot: ``{<name>}``.
+
+    Redis hashes only what lies between the first ``{`` and the first ``}`` after
+    it, so the tag must contain no ``}``. Inside the tag ``\\`` is written ``\\\\``
+    and ``}`` is written ``\\x7d``: the whole name decides the slot, names with braces
+    included, and distinct names keep distinct keys.
+    """
+    return "{" + name.replace("\\", "\\\\").replace("}", "\\x7d") + "}"
+
+
+def keys_for(name: str, *, cluster: bool = False) -> tuple[str, str]:
+    """The lock key and the signal key of ``name``.
+
+    On a standalone server (and Sentinel) these are the 4.x names,
+    ``lock:<name>`` and ``lock-signal:<name>``. On a cluster client both carry
+    :func:`hash_tag` of the name, ``lock:{<name>}`` and ``lock-signal:{<name>}``,
+    so they hash to one slot and the scripts may touch both.
+    """
+    suffix = hash_tag(name) if cluster else name
+    return LOCK_PREFIX + suffix, SIGNAL_PREFIX + suffix
+
+
+def _crc16(data: bytes) -> int:
+    # CRC-16/XMODEM (polynomial 0x1021, initial value 0), the checksum of the
+    # Redis Cluster specification's key distribution model.
+    crc = 0
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+        crc &= 0xFFFF
+    return crc
+
+
+def key_slot(key: str | bytes) -> int:
+    """The Redis Cluster hash slot (0-16383) of ``key``, honouring hash tags as Redis does."""
+    data = key.encode("utf-8") if isinstance(key, str) else key
+    start = data.find(b"{")
+    if start != -1:
+        end = data.find(b"}", start + 1)
+        if end > start + 1:
+            data = data[start + 1 : end]
+    return _crc16(data) % 16384
+
+
+def reset_all_groups(keys: list[object]) -> list[tuple[str, ...]]:
+    """Split a page of scanned lock keys into reset_all.lua KEYS lists whose keys share one slot."""
+    groups: dict[int, list[str]] = {}
+    for key in keys:
+        pair = keys_for_scanned(key)
+        if pair is not None:
+            groups.setdefault(key_slot(pair[0]), []).extend(pair)
+    return [tuple(group) for group in groups.values()]
 
 
 def keys_for_scanned(key: object) -> tuple[str, str] | None:
@@ -337,21 +446,34 @@ def keys_for_scanned(key: object) -> tuple[str, str] | None:
 
 @functools.lru_cache(maxsize=16)
 def _default_socket_timeout(connection_class: type) -> object:
-    try:
-        parameter = inspect.signature(connection_class).parameters.get("socket_timeout")
-    except (TypeError, ValueError):
-        return UNKNOWN
-    if parameter is None or parameter.default is inspect.Parameter.empty:
-        return UNKNOWN
-    return parameter.default
+    # The first __init__ up the MRO that declares socket_timeout has its default;
+    # classes whose __init__ only forwards **kwargs (redis-py's asyncio and TCP
+    # connections) are walked past.
+    for cls in connection_class.__mro__:
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            continue
+        try:
+            parameters = inspect.signature(init).parameters
+        except (TypeError, ValueError):
+            return UNKNOWN
+        parameter = parameters.get("socket_timeout")
+        if parameter is not None:
+            return UNKNOWN if parameter.default is inspect.Parameter.empty else parameter.default
+        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+            return UNKNOWN
+    return UNKNOWN
 
 
 def client_socket_timeout(client: object) -> object:
     """The socket timeout a client's connections use; :data:`UNKNOWN` if it cannot be told.
 
-    Reads the connection pool's settings only (no I/O), the same way for the sync
-    and asyncio clients of redis-py and valkey-py.
+    Reads the client's settings only (no I/O), the same way for the sync and
+    asyncio clients of redis-py and valkey-py: the connection pool's, or on a
+    cluster client the keyword arguments it passes to every node's connections.
     """
+    if is_cluster_client(client):
+        return _cluster_socket_timeout(client)
     pool = getattr(client, "connection_pool", None)
     kwargs = getattr(pool, "connection_kwargs", None)
     if isinstance(kwargs, dict) and "socket_timeout" in kwargs:
@@ -359,6 +481,25 @@ def client_socket_timeout(client: object) -> object:
     connection_class = getattr(pool, "connection_class", None)
     if isinstance(connection_class, type):
         return _default_socket_timeout(connection_class)
+    return UNKNOWN
+
+
+def _cluster_socket_timeout(client: object) -> object:
+    # What the client passes to every node's connections, else a known node's own
+    # settings: the sync client's per-node Redis, or the asyncio node's
+    # connection class (asyncio nodes are known once the client has initialised).
+    nodes = getattr(client, "nodes_manager", None)
+    kwargs = getattr(nodes, "connection_kwargs", None) or getattr(client, "connection_kwargs", None)
+    if isinstance(kwargs, dict) and "socket_timeout" in kwargs:
+        return kwargs["socket_timeout"]
+    get_nodes = getattr(client, "get_nodes", None)
+    for node in get_nodes() if callable(get_nodes) else ():
+        inner = getattr(node, "redis_connection", None) or getattr(node, "valkey_connection", None)
+        if inner is not None:
+            return client_socket_timeout(inner)
+        connection_class = getattr(node, "connection_class", None)
+        if isinstance(connection_class, type):
+            return _default_socket_timeout(connection_class)
     return UNKNOWN
 
 

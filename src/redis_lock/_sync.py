@@ -41,6 +41,7 @@ def _sync_client_types() -> tuple[type, ...]:
     valkey_client = getattr(valkey, "Valkey", None)
     if isinstance(valkey_client, type):
         types.append(valkey_client)
+    types.extend(_core.cluster_client_types("sync"))
     return tuple(types)
 
 
@@ -399,6 +400,15 @@ def reset_all(redis_client: RedisClient, signal_expire: int = _core.DEFAULT_SIGN
     _core.check_client(redis_client, strict=False, accepted=(), flavour="sync")
     expire_arg = (str(_core.validate_signal_expire(signal_expire)),)
     deleted = 0
+    if _core.is_sync_cluster(redis_client):
+        # scan_iter walks every primary; a script may only touch keys of one slot.
+        page: list[object] = []
+        for key in redis_client.scan_iter(match=_core.LOCK_PREFIX + "*", count=_core.RESET_ALL_SCAN_COUNT):
+            page.append(key)
+            if len(page) >= _core.RESET_ALL_SCAN_COUNT:
+                deleted += _reset_cluster_page(redis_client, page, expire_arg)
+                page = []
+        return deleted + _reset_cluster_page(redis_client, page, expire_arg)
     cursor = 0
     while True:
         reply = redis_client.scan(
@@ -410,3 +420,10 @@ def reset_all(redis_client: RedisClient, signal_expire: int = _core.DEFAULT_SIGN
             deleted += _core.as_int_reply(evalsha(redis_client, RESET_ALL, batch, expire_arg), "reset_all")
         if cursor == 0:
             return deleted
+
+
+def _reset_cluster_page(redis_client: RedisClient, keys: list[object], expire_arg: tuple[str]) -> int:
+    deleted = 0
+    for group in _core.reset_all_groups(keys):
+        deleted += _core.as_int_reply(evalsha(redis_client, RESET_ALL, group, expire_arg), "reset_all")
+    return deleted

@@ -1,0 +1,239 @@
+"""The lock's behaviour, the same on a standalone server, a Redis Cluster and Sentinel.
+
+Every test runs on each topology, for ``Lock`` and ``AsyncLock`` (one body
+drives both through :class:`~tests._topology.Runner`), with a redis-py bytes
+client and a valkey-py ``decode_responses`` client. On the cluster the keys carry
+a hash tag (``lock:{name}``); elsewhere they are the 4.x names.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+import redis_lock
+from redis_lock import _core
+
+from ._topology import ClusterTopology, Runner, SentinelTopology, StandaloneTopology, Topology, wait_for
+
+TOPOLOGIES = ["standalone", "cluster", "sentinel"]
+FLAVOURS = ["sync", "async"]
+KINDS = [("redis", False), ("valkey", True)]
+
+
+class Env:
+    """One test's topology, flavour and client."""
+
+    def __init__(self, topology: Topology, runner: Runner, client: Any) -> None:
+        self.topology = topology
+        self.runner = runner
+        self.client = client
+        self.inspector = topology.inspector()
+
+    def lock(self, name: str, **kwargs: Any) -> Any:
+        factory: Any = redis_lock.AsyncLock if self.runner.asyncio else redis_lock.Lock
+        return factory(self.client, name, **kwargs)
+
+    def run(self, function: Any, /, *args: Any, **kwargs: Any) -> Any:
+        return self.runner.run(function, *args, **kwargs)
+
+    def reset_all(self) -> int:
+        reset: Any = redis_lock.async_reset_all if self.runner.asyncio else redis_lock.reset_all
+        deleted: int = self.run(reset, self.client)
+        return deleted
+
+    def keys(self, name: str) -> tuple[str, str]:
+        return _core.keys_for(name, cluster=self.topology.cluster)
+
+    def lock_keys(self) -> list[bytes]:
+        return sorted(self.inspector.scan_iter(match="lock:*"))
+
+
+@pytest.fixture(params=TOPOLOGIES)
+def topology(request: pytest.FixtureRequest, redis_url: str) -> Topology:
+    name = request.param
+    if name == "standalone":
+        return StandaloneTopology(redis_url)
+    if name == "cluster":
+        return ClusterTopology(request.getfixturevalue("cluster_deployment"))
+    return SentinelTopology(request.getfixturevalue("sentinel_deployment"))
+
+
+@pytest.fixture(params=[(f, k) for f in FLAVOURS for k in KINDS], ids=lambda p: f"{p[0]}-{p[1][0]}")
+def env(request: pytest.FixtureRequest, topology: Topology) -> Iterator[Env]:
+    flavour, (kind, decode) = request.param
+    topology.flush()
+    runner = Runner(flavour)
+    client = topology.client(kind, decode, asyncio=runner.asyncio)
+    environment = Env(topology, runner, client)
+    try:
+        yield environment
+    finally:
+        runner.close_client(client)
+        environment.inspector.close()
+        runner.close()
+
+
+def test_acquire_release_with_the_documented_keys(env: Env) -> None:
+    lock = env.lock("basic")
+    lock_key, signal_key = env.keys("basic")
+    assert (lock._name, lock._signal) == (lock_key, signal_key)
+    if env.topology.cluster:
+        assert lock_key == "lock:{basic}"
+    else:
+        assert lock_key == "lock:basic"
+    assert env.run(lock.acquire)
+    assert env.inspector.get(lock_key) == lock.id.encode()
+    assert env.inspector.pttl(lock_key) == -1
+    env.run(lock.release)
+    assert env.inspector.exists(lock_key) == 0
+    assert env.inspector.lrange(signal_key, 0, -1) == [b"1"]
+    assert 0 < env.inspector.pttl(signal_key) <= 1000
+
+
+def test_a_busy_lock_is_not_acquired_and_shows_its_owner(env: Env) -> None:
+    holder = env.lock("busy", expire=30)
+    other = env.lock("busy")
+    assert env.run(holder.acquire)
+    assert env.run(other.acquire, blocking=False) is False
+    assert env.run(other.locked) is True
+    assert env.run(other.get_owner_id) == holder.id
+    with pytest.raises(redis_lock.NotAcquired):
+        env.run(other.release)
+    env.run(holder.release)
+    assert env.run(other.locked) is False
+
+
+def test_release_wakes_a_blocked_waiter(env: Env) -> None:
+    holder = env.lock("wake")
+    waiter = env.lock("wake")
+    assert env.run(holder.acquire)
+    result = env.runner.submit(waiter.acquire, timeout=30)
+    wait_for(lambda: env.topology.blocked_clients() >= 1, what="the waiter blocked in BLPOP")
+    assert not result.done()
+    released = time.monotonic()
+    env.run(holder.release)
+    assert result.result(timeout=30) is True
+    assert time.monotonic() - released < 5, "the release did not wake the waiter"
+    assert env.inspector.get(waiter._name) == waiter.id.encode()
+    env.run(waiter.release)
+
+
+def test_a_waiter_wakes_when_the_holder_expires(env: Env) -> None:
+    holder = env.lock("expiring", expire=0.5)
+    assert env.run(holder.acquire)
+    started = time.monotonic()
+    waiter = env.lock("expiring")
+    assert env.run(waiter.acquire, timeout=20) is True
+    waited = time.monotonic() - started
+    assert 0.3 < waited < 5, f"took the expired lock after {waited:.3f} s"
+    env.run(waiter.release)
+
+
+def test_sub_second_timeout(env: Env) -> None:
+    holder = env.lock("short", expire=30)
+    assert env.run(holder.acquire)
+    started = time.monotonic()
+    assert env.run(env.lock("short").acquire, timeout=0.3) is False
+    assert 0.25 < time.monotonic() - started < 3
+    env.run(holder.release)
+
+
+def test_extend_and_auto_renewal(env: Env) -> None:
+    extended = env.lock("extend", expire=1)
+    assert env.run(extended.acquire)
+    env.run(extended.extend, 100)
+    assert 90_000 < env.inspector.pttl(extended._name) <= 100_000
+    env.run(extended.release)
+
+    renewed = env.lock("renewed", expire=0.4, auto_renewal=True)
+    assert env.run(renewed.acquire)
+    deadline = time.monotonic() + 1.5
+    # Three lease lengths: without renewal the key would be gone; it must never be missing.
+    while time.monotonic() < deadline:
+        assert env.inspector.get(renewed._name) == renewed.id.encode()
+        time.sleep(0.02)
+    assert not renewed.lost
+    env.run(renewed.release)
+    assert env.inspector.exists(renewed._name) == 0
+
+
+def test_reset_wakes_a_waiter(env: Env) -> None:
+    holder = env.lock("reset")
+    assert env.run(holder.acquire)
+    waiter = env.lock("reset")
+    result = env.runner.submit(waiter.acquire, timeout=30)
+    wait_for(lambda: env.topology.blocked_clients() >= 1, what="the waiter blocked in BLPOP")
+    env.run(env.lock("reset").reset)
+    assert result.result(timeout=30) is True
+    env.run(waiter.release)
+
+
+def test_reset_all_deletes_every_lock_and_nothing_else(env: Env) -> None:
+    names = [f"many-{i}" for i in range(60)]
+    for name in names:
+        assert env.run(env.lock(name, expire=60).acquire)
+    env.inspector.set("unrelated", b"x")
+    assert len(env.lock_keys()) == 60
+    assert env.reset_all() == 60
+    assert env.lock_keys() == []
+    assert env.inspector.get("unrelated") == b"x"
+    assert env.reset_all() == 0
+
+
+def test_with_statement(env: Env) -> None:
+    lock = env.lock("with", expire=30)
+    if env.runner.asyncio:
+
+        async def body() -> bool:
+            async with lock:
+                locked: bool = await lock.locked()
+                return locked
+
+        assert env.run(body) is True
+    else:
+        with lock:
+            assert lock.locked()
+    assert env.inspector.exists(lock._name) == 0
+
+
+@pytest.mark.parametrize("name", ["{tag}", "}lead", "a}b{c", "back\\slash}", "{}", "ünï{cödé}"])
+def test_names_with_braces(env: Env, name: str) -> None:
+    lock = env.lock(name)
+    lock_key, signal_key = env.keys(name)
+    assert env.run(lock.acquire)
+    assert env.inspector.get(lock_key) == lock.id.encode()
+    if env.topology.cluster:
+        assert env.inspector.cluster_keyslot(lock_key) == env.inspector.cluster_keyslot(signal_key)
+    env.run(lock.release)
+    assert env.inspector.lrange(signal_key, 0, -1) == [b"1"]
+
+
+def test_mutual_exclusion(env: Env) -> None:
+    """Eight concurrent workers increment a counter with GET then SET under the lock: no update is lost."""
+    env.inspector.set("counter", 0)
+    rounds = 15
+
+    def worker() -> None:
+        lock = env.lock("counter-lock", expire=30)
+        for _ in range(rounds):
+            assert lock.acquire(timeout=30)
+            value = int(env.inspector.get("counter"))
+            env.inspector.set("counter", value + 1)
+            lock.release()
+
+    async def async_worker() -> None:
+        lock = env.lock("counter-lock", expire=30)
+        for _ in range(rounds):
+            assert await lock.acquire(timeout=30)
+            value = int(await env.client.get("counter"))
+            await env.client.set("counter", value + 1)
+            await lock.release()
+
+    futures = [env.runner.submit(async_worker if env.runner.asyncio else worker) for _ in range(8)]
+    for future in futures:
+        future.result(timeout=120)
+    assert int(env.inspector.get("counter")) == 8 * rounds
