@@ -108,9 +108,9 @@ BAD: list[Bad] = [
     Bad(
         "client-asyncio",
         lambda c: redis_lock.Lock(asyncio_client(), "x"),
-        InvalidArgument,
+        InvalidArgumentType,
         "redis_client",
-        ("redis_client", "Redis"),
+        ("redis_client", "Redis", "AsyncLock"),
     ),
     Bad(
         "client-asyncio-nonstrict",

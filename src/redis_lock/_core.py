@@ -34,7 +34,7 @@ from ._exceptions import (
 from .typing import AsyncRedisClient, RedisClient
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Iterator
 
 # Logger names and messages are those of python-redis-lock 4.x: users filter on them.
 # Lock ids are never logged: an id is enough to release someone else's lock.
@@ -210,6 +210,15 @@ def validate_id(id: object) -> str:
 
 def check_client(client: object, *, strict: bool, accepted: tuple[type, ...], flavour: str) -> None:
     """Reject what cannot be this flavour's client. Under ``strict`` (the default) only known client classes pass."""
+    # The other flavour's client is named first, even under strict: the fix is the other class.
+    is_async = inspect.iscoroutinefunction(getattr(client, "execute_command", None))
+    if is_async != (flavour == "async") and callable(getattr(client, "evalsha", None)):
+        other = "AsyncLock" if is_async else "Lock"
+        kind = "an asyncio" if is_async else "a synchronous"
+        raise InvalidArgumentType(
+            f"redis_client is {kind} client ({type(client).__qualname__}); use redis_lock.{other} with it",
+            argument="redis_client",
+        )
     if strict and not isinstance(client, accepted):
         names = ", ".join(f"{t.__module__}.{t.__qualname__}" for t in accepted)
         raise InvalidArgument(
@@ -220,14 +229,6 @@ def check_client(client: object, *, strict: bool, accepted: tuple[type, ...], fl
     if not callable(getattr(client, "evalsha", None)):
         raise InvalidArgumentType(
             f"redis_client must be a Redis client with an evalsha() method, got {type(client).__qualname__}",
-            argument="redis_client",
-        )
-    is_async = inspect.iscoroutinefunction(getattr(client, "execute_command", None))
-    if is_async != (flavour == "async"):
-        other = "AsyncLock" if is_async else "Lock"
-        kind = "an asyncio" if is_async else "a synchronous"
-        raise InvalidArgumentType(
-            f"redis_client is {kind} client ({type(client).__qualname__}); use redis_lock.{other} with it",
             argument="redis_client",
         )
 
@@ -353,15 +354,24 @@ def is_cluster_client(client: object) -> bool:
 
 
 class ClusterClient(RedisClient, Protocol):
-    """A synchronous cluster client: SCAN runs on every primary through ``scan_iter``."""
+    """A synchronous cluster client: SCAN runs on every primary through ``scan_iter``.
+
+    A missing script is sent with EVAL, which runs and caches it on the one node
+    that serves the keys: SCRIPT LOAD would go to every primary, and fail while
+    any of them is down.
+    """
 
     def scan_iter(self, match: Any = None, count: Any = None) -> Iterator[Any]: ...
 
+    def eval(self, script: str, numkeys: int, /, *keys_and_args: str) -> object: ...
+
 
 class AsyncClusterClient(AsyncRedisClient, Protocol):
-    """An asyncio cluster client: SCAN runs on every primary through ``scan_iter``."""
+    """An asyncio cluster client: as :class:`ClusterClient`."""
 
     def scan_iter(self, match: Any = None, count: Any = None) -> AsyncIterator[Any]: ...
+
+    def eval(self, script: str, numkeys: int, /, *keys_and_args: str) -> Awaitable[object] | Any: ...
 
 
 def is_sync_cluster(client: RedisClient) -> TypeGuard[ClusterClient]:

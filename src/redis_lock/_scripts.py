@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import TYPE_CHECKING, Final, final
 
+from ._core import is_async_cluster, is_sync_cluster
+
 if TYPE_CHECKING:
     from .typing import AsyncRedisClient, RedisClient
 
@@ -76,6 +78,8 @@ def evalsha(client: RedisClient, script: Script, keys: tuple[str, ...], args: tu
     except Exception as exc:
         if not is_noscript_error(exc):
             raise
+    if is_sync_cluster(client):
+        return client.eval(script.source.decode(), len(keys), *keys, *args)
     client.script_load(script.source)
     return client.evalsha(script.sha1, len(keys), *keys, *args)
 
@@ -89,5 +93,7 @@ async def evalsha_async(
     except Exception as exc:
         if not is_noscript_error(exc):
             raise
+    if is_async_cluster(client):
+        return await client.eval(script.source.decode(), len(keys), *keys, *args)
     await client.script_load(script.source)
     return await client.evalsha(script.sha1, len(keys), *keys, *args)
