@@ -11,8 +11,12 @@ from __future__ import annotations
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 import valkey
 import valkey.asyncio
+import valkey.asyncio.cluster
+import valkey.cluster
 
 import redis_lock
 from redis_lock.typing import AsyncRedisClient
@@ -43,3 +47,17 @@ def _constructors() -> None:
     redis_lock.AsyncLock(redis.Redis(), "name")  # type: ignore[arg-type]
     redis_lock.Lock(redis.asyncio.Redis(), "name")  # type: ignore[arg-type]
     redis_lock.async_reset_all(valkey.Valkey())  # type: ignore[arg-type,unused-coroutine]
+
+
+def _cluster_clients(
+    redis_cluster: redis.asyncio.cluster.RedisCluster,
+    valkey_cluster: valkey.asyncio.cluster.ValkeyCluster,
+    redis_sync_cluster: redis.cluster.RedisCluster,
+) -> None:
+    # Cluster clients type-check as clients of their own flavour, with no cast.
+    async_client: AsyncRedisClient = redis_cluster
+    valkey_client: AsyncRedisClient = valkey_cluster
+    sync_rejected: AsyncRedisClient = redis_sync_cluster  # type: ignore[assignment]
+    redis_lock.AsyncLock(redis_cluster, "name")
+    redis_lock.AsyncLock(valkey_cluster, "name")
+    del async_client, valkey_client, sync_rejected

@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import redis
 import redis.asyncio
+import redis.asyncio.cluster
+import redis.cluster
 import valkey
 import valkey.asyncio
+import valkey.asyncio.cluster
+import valkey.cluster
 
+import redis_lock
 from redis_lock.typing import RedisClient
 
 
@@ -32,3 +37,18 @@ def _assignments() -> None:
 
     del redis_bytes, redis_str, valkey_bytes, valkey_str
     del redis_async, redis_async_str, valkey_async, valkey_async_str
+
+
+def _cluster_clients(
+    redis_cluster: redis.cluster.RedisCluster,
+    valkey_cluster: valkey.cluster.ValkeyCluster,
+    redis_async_cluster: redis.asyncio.cluster.RedisCluster,
+) -> None:
+    # Cluster clients type-check as clients of their own flavour, with no cast.
+    sync_client: RedisClient = redis_cluster
+    valkey_client: RedisClient = valkey_cluster
+    async_rejected: RedisClient = redis_async_cluster  # type: ignore[assignment]
+    redis_lock.Lock(redis_cluster, "name")
+    redis_lock.Lock(valkey_cluster, "name")
+    redis_lock.reset_all(redis_cluster)
+    del sync_client, valkey_client, async_rejected
