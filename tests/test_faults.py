@@ -23,17 +23,10 @@ import redis_lock
 from redis_lock import _core
 
 from ._server import RedisServer
+from ._topology import wait_for
 
 #: Generous bound for anything that should take well under a second on an idle machine.
 SLACK = 3.0
-
-
-def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``predicate`` every millisecond until it holds; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.001)
 
 
 @pytest.fixture
