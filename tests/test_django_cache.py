@@ -20,15 +20,13 @@ import time
 import uuid
 from pathlib import Path
 
-import django
 import django_redis.cache
 import pytest
 import redis
-from django.conf import settings
 
 import redis_lock
 
-from .django_project import REDIS_URL_ENV, SETTINGS_MODULE
+from .django_project import REDIS_URL_ENV, SETTINGS_MODULE, setup_django
 from .django_project.caches import LockingCache, locking_cache
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -39,12 +37,7 @@ WORKERS = 8
 @pytest.fixture(scope="session")
 def django_project(redis_url: str) -> str:
     """Set Django up once per session with the test project, on the session's server; returns the URL."""
-    if not settings.configured:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv(REDIS_URL_ENV, redis_url)
-            mp.setenv("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
-            django.setup()
-    assert settings.CACHES["default"]["LOCATION"] == redis_url, "Django was configured by someone else"
+    setup_django(redis_url)
     return redis_url
 
 

@@ -59,6 +59,7 @@ import valkey.asyncio
 import redis_lock
 
 from .conftest import MakeClient
+from .django_project import setup_django
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -161,21 +162,6 @@ def _logger_levels() -> dict[str, int]:
     return {name: logging.getLogger(name).level for name in ["", *names]}
 
 
-def _setup_django(redis_url: str) -> None:
-    """Configure Django with the test project (as ``test_django_cache.py`` does), on the session's server."""
-    import django
-    from django.conf import settings
-
-    from .django_project import REDIS_URL_ENV, SETTINGS_MODULE
-
-    if not settings.configured:
-        with pytest.MonkeyPatch.context() as mp:
-            mp.setenv(REDIS_URL_ENV, redis_url)
-            mp.setenv("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
-            django.setup()
-    assert settings.CACHES["default"]["LOCATION"] == redis_url, "Django was configured by someone else"
-
-
 def _close_clients(namespace: dict[str, Any]) -> None:
     for value in list(namespace.values()):
         if isinstance(value, redis.Redis | valkey.Valkey):
@@ -200,7 +186,7 @@ def test_example(
     )
     monkeypatch.setenv("REDIS_URL", redis_url)
     if "django" in example.source:
-        _setup_django(redis_url)
+        setup_django(redis_url)
     before = _renewal_threads()
     levels = _logger_levels()
     namespace: dict[str, Any] = {

@@ -14,3 +14,17 @@ from typing import Final
 REDIS_URL_ENV: Final = "REDIS_LOCK_TEST_REDIS_URL"
 #: The settings module, for ``DJANGO_SETTINGS_MODULE``.
 SETTINGS_MODULE: Final = "tests.django_project.settings"
+
+
+def setup_django(redis_url: str) -> None:
+    """Set Django up once per process with this project, its caches on ``redis_url``."""
+    import django
+    import pytest
+    from django.conf import settings
+
+    if not settings.configured:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(REDIS_URL_ENV, redis_url)
+            mp.setenv("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
+            django.setup()
+    assert settings.CACHES["default"]["LOCATION"] == redis_url, "Django was configured by someone else"
