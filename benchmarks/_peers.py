@@ -10,7 +10,8 @@ Contenders:
 - ``redis_lock``: this project's :class:`redis_lock.Lock`;
 - ``prl401``: python-redis-lock 4.0.1, also importable only as ``redis_lock``,
   so it is installed beside the virtualenv (``scripts/bench.sh`` puts it in
-  ``.venv/side/prl401``) and loaded under the module name ``prl401``;
+  ``.venv/side/prl401``) and loaded under the module name ``prl401`` by
+  ``tests/_prl401.py``, which the interop tests share;
 - ``redis-py-0.1`` / ``redis-py-0.001``: :class:`redis.lock.Lock`, which polls
   with ``time.sleep(sleep)`` between attempts (0.1 s is its default);
 - ``pottery``: ``pottery.Redlock`` with one master;
@@ -26,25 +27,20 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import importlib.util
-import os
-import sys
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
 from typing import Any, Final, Protocol
 
 import redis
+from tests import _prl401
 
 import redis_lock
 
-ROOT: Final = Path(__file__).resolve().parent.parent
-#: Where scripts/bench.sh installs python-redis-lock 4.0.1 (override with $PRL401_DIR).
-PRL401_DIR: Final = Path(os.environ.get("PRL401_DIR") or ROOT / ".venv" / "side" / "prl401")
+#: python-redis-lock 4.0.1, imported as the module ``prl401`` (the loader is shared with the interop tests).
+prl401: Final = _prl401.prl401
 
 
 class BenchLock(Protocol):
@@ -109,27 +105,6 @@ def make_client(url: str, *, counting: bool = False) -> redis.Redis:
     )
     pool = redis.ConnectionPool.from_url(url, connection_class=connection_class)
     return redis.Redis(connection_pool=pool)
-
-
-# -- python-redis-lock 4.0.1 ------------------------------------------------------
-
-
-@functools.cache
-def prl401() -> Any:
-    """python-redis-lock 4.0.1, imported from its side directory as the module ``prl401``."""
-    init = PRL401_DIR / "redis_lock" / "__init__.py"
-    if not init.is_file():
-        raise RuntimeError(
-            f"python-redis-lock 4.0.1 is not installed in {PRL401_DIR}: run `bash scripts/bench.sh` once, or "
-            f"`.venv/bin/pip install --no-deps --target {PRL401_DIR} python-redis-lock==4.0.1`"
-        )
-    spec = importlib.util.spec_from_file_location("prl401", init)
-    assert spec is not None
-    assert spec.loader is not None
-    module: ModuleType = importlib.util.module_from_spec(spec)
-    sys.modules["prl401"] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 # -- the hand-written limit and floor -------------------------------------------------

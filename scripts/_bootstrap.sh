@@ -79,5 +79,31 @@ MSG
     exit 1
 }
 
+# python-redis-lock 4.0.1, for the interop tests (tests/test_interop_4x.py) and the benchmarks. It is also the
+# module redis_lock, so it cannot go into .venv: it is unpacked beside it (pip --target, no dependencies: it
+# uses .venv's redis-py) and loaded under the module name prl401 (tests/_prl401.py). Called by test.sh and
+# bench.sh; does nothing when the dist-info of 4.0.1 is already there. $PRL401_DIR overrides the directory.
+ensure_prl401() {
+    local side="${PRL401_DIR:-.venv/side/prl401}" tmp
+    if [ -f "$side/redis_lock/__init__.py" ] && [ -d "$side/python_redis_lock-4.0.1.dist-info" ]; then
+        return 0
+    fi
+    say "installing python-redis-lock 4.0.1 into $side (the interop tests and benchmarks load it as prl401)"
+    # Unpacked into a fresh directory first, so an interrupted install leaves nothing half-done; then only
+    # what pip put there replaces the same entries in $side (which may be a directory of the user's).
+    mkdir -p "$(dirname "$side")"
+    tmp="$(mktemp -d "${side%/}.tmp.XXXXXX")"
+    if ! .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --target "$tmp" \
+        'python-redis-lock==4.0.1'; then
+        rm -rf "$tmp"
+        echo "error: could not install python-redis-lock 4.0.1 into $side (needed by tests/test_interop_4x.py)." >&2
+        exit 1
+    fi
+    mkdir -p "$side"
+    rm -rf "$side/redis_lock" "$side"/python_redis_lock-*.dist-info
+    mv "$tmp/redis_lock" "$tmp"/python_redis_lock-4.0.1.dist-info "$side"/
+    rm -rf "$tmp"
+}
+
 ensure_venv
 ensure_redis_server

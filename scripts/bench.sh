@@ -5,14 +5,8 @@
 # Sets itself up first (see _bootstrap.sh). Details: scripts/bench.py and docs/performance.rst.
 source "$(dirname "${BASH_SOURCE[0]}")/_bootstrap.sh"
 
-# python-redis-lock 4.0.1 is also the module redis_lock, so it lives beside the virtualenv and the
-# suite imports it under another name (benchmarks/_peers.py).
-SIDE=.venv/side/prl401
-if [ ! -f "$SIDE/redis_lock/__init__.py" ]; then
-    say "installing python-redis-lock 4.0.1 into $SIDE (for comparison only)"
-    .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --target "$SIDE" \
-        'python-redis-lock==4.0.1'
-fi
+# python-redis-lock 4.0.1 lives beside the virtualenv (it is also the module redis_lock).
+ensure_prl401
 
 say "running the benchmarks (a full run takes about 5 minutes; --quick about 1)"
 exec .venv/bin/python scripts/bench.py "$@"
