@@ -79,6 +79,25 @@ MSG
     exit 1
 }
 
+# redis-cli joins the test suite's Redis Cluster (tests/_cluster.py). It ships with redis-server on
+# Debian/Ubuntu (package redis-tools); $REDIS_CLI overrides. Called by test.sh.
+ensure_redis_cli() {
+    if [ -n "${REDIS_CLI:-}" ]; then
+        [ -x "$REDIS_CLI" ] || { echo "error: REDIS_CLI=$REDIS_CLI is not executable." >&2; exit 1; }
+        return 0
+    fi
+    command -v redis-cli >/dev/null 2>&1 && return 0
+    apt_install redis-tools || true
+    command -v redis-cli >/dev/null 2>&1 && return 0
+    cat >&2 <<'MSG'
+error: redis-cli is not installed and could not be installed automatically; the cluster tests need it.
+  Debian/Ubuntu:  sudo apt-get install redis-tools
+  macOS:          brew install redis
+  or set REDIS_CLI=/path/to/redis-cli (or valkey-cli).
+MSG
+    exit 1
+}
+
 # python-redis-lock 4.0.1, for the interop tests (tests/test_interop_4x.py) and the benchmarks. It is also the
 # module redis_lock, so it cannot go into .venv: it is unpacked beside it (pip --target, no dependencies: it
 # uses .venv's redis-py) and loaded under the module name prl401 (tests/_prl401.py). Called by test.sh and

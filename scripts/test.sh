@@ -31,6 +31,7 @@ say "pytest with the oldest redis-py ($(.venv-oldest/bin/python -c 'import redis
     -W "ignore::pytest.PytestUnraisableExceptionWarning" -W "ignore::DeprecationWarning" \
     tests/test_lock.py tests/test_scripts.py
 
+ensure_redis_cli
 # python-redis-lock 4.0.1, loaded beside us by tests/test_interop_4x.py (which fails, not skips, without it).
 ensure_prl401
 say "pytest (HYPOTHESIS_PROFILE=$HYPOTHESIS_PROFILE)"

@@ -10,6 +10,7 @@ the other slots serving while a test restarts one node.
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -30,10 +31,11 @@ __all__ = ["RedisClusterDeployment"]
 
 
 def _redis_cli() -> str:
-    binary = shutil.which("redis-cli")
+    binary = os.environ.get("REDIS_CLI") or shutil.which("redis-cli")
     if not binary:
         raise RuntimeError(
-            "redis-cli was not found: it ships with redis-server (Debian/Ubuntu: apt-get install redis-tools)"
+            "redis-cli was not found: it ships with redis-server (Debian/Ubuntu: apt-get install redis-tools), "
+            "or set REDIS_CLI to its path"
         )
     return binary
 
