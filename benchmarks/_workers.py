@@ -1,25 +1,41 @@
-"""Code that runs in the benchmark's child processes (imported by name there: keep it importable).
+"""Code that runs in the benchmark's child processes (imported by name there: keep it importable),
+and the coordinator's side of them.
 
 Processes, not threads, because a waiter woken by Redis must not queue for the
 GIL behind the thread that just released: real contenders are other processes
 or other hosts. ``time.monotonic()`` is system-wide, so timestamps taken in
 different processes can be subtracted.
+
+The asyncio contenders (:data:`ASYNC_PEERS`) run the same way: each child
+process runs one event loop with its own ``redis.asyncio`` client, so a
+hand-off crosses processes exactly as a synchronous one does, and what differs
+is the library and the asyncio client, not the scheduling of two tasks in one loop.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import multiprocessing
 import multiprocessing.connection
+import random
 import threading
 import time
-from collections.abc import Callable
-from typing import Any
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any, Final, Protocol, TypeVar
+
+import redis
+import redis.asyncio
+import redis.asyncio.lock
+from tests._prl401 import prl401
 
 import redis_lock
 
 from ._peers import (
     _EXTEND_SOURCE,
+    _RELEASE_SOURCE,
     PEERS,
     REQUESTS,
     BenchLock,
@@ -27,16 +43,163 @@ from ._peers import (
     _sha1,
     make_client,
     monotonic,
-    prl401,
 )
 
 CONTEXT = multiprocessing.get_context("spawn")
 
+# -- asyncio contenders ------------------------------------------------------------
 
-def party(url: str, conn: multiprocessing.connection.Connection) -> None:
-    """Serve ``make``/``acquire``/``release`` requests from the coordinator, timestamping each completion."""
-    client = make_client(url)
-    lock: BenchLock | None = None
+
+class AsyncBenchLock(Protocol):
+    """What the suite awaits on every asyncio contender."""
+
+    async def acquire(self) -> bool: ...
+
+    async def release(self) -> None: ...
+
+
+# redis-py leaves these unannotated; calling them through Any keeps mypy strict elsewhere.
+_ASYNC_SEND_TCP: Any = redis.asyncio.Connection.send_packed_command
+_ASYNC_SEND_UNIX: Any = redis.asyncio.UnixDomainSocketConnection.send_packed_command
+
+
+class CountingAsyncConnection(redis.asyncio.Connection):
+    """An asyncio TCP connection that counts the requests it sends in :data:`REQUESTS`."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        REQUESTS.add()
+        await _ASYNC_SEND_TCP(self, command, check_health)
+
+
+class CountingAsyncUnixConnection(redis.asyncio.UnixDomainSocketConnection):
+    """An asyncio unix-socket connection that counts the requests it sends in :data:`REQUESTS`."""
+
+    async def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        REQUESTS.add()
+        await _ASYNC_SEND_UNIX(self, command, check_health)
+
+
+def make_async_client(url: str, *, counting: bool = False) -> redis.asyncio.Redis:
+    """A bytes ``redis.asyncio`` client for ``url`` (as :func:`make_client`, for one event loop)."""
+    if not counting:
+        return redis.asyncio.Redis.from_url(url)
+    connection_class: type[redis.asyncio.Connection] | type[redis.asyncio.UnixDomainSocketConnection] = (
+        CountingAsyncUnixConnection if url.startswith("unix://") else CountingAsyncConnection
+    )
+    pool = redis.asyncio.ConnectionPool.from_url(url, connection_class=connection_class)
+    return redis.asyncio.Redis(connection_pool=pool)
+
+
+class AsyncHandWrittenLock:
+    """The practical limit on asyncio: :class:`HandWrittenLock`'s protocol, awaited on ``redis.asyncio``."""
+
+    def __init__(self, client: redis.asyncio.Redis, name: str, expire: float) -> None:
+        self.client = client
+        self.key = f"limit:{name}"
+        self.signal = f"limit-signal:{name}"
+        self.px = round(expire * 1000)
+        self.token = uuid.uuid4().hex
+
+    async def acquire(self) -> bool:
+        while not await self.client.set(self.key, self.token, nx=True, px=self.px):
+            # The holder's TTL is unknown here: re-check at least every 100 ms.
+            await self.client.blpop([self.signal], 0.1)
+        return True
+
+    async def release(self) -> None:
+        sha = _sha1(_RELEASE_SOURCE)
+        try:
+            done = await self.client.evalsha(sha, 2, self.key, self.signal, self.token)
+        except redis.exceptions.NoScriptError:
+            await self.client.script_load(_RELEASE_SOURCE)
+            done = await self.client.evalsha(sha, 2, self.key, self.signal, self.token)
+        if not done:
+            raise RuntimeError(f"{self.key} was not held")
+
+
+def _make_async_ours(client: redis.asyncio.Redis, name: str, expire: float) -> AsyncBenchLock:
+    return redis_lock.AsyncLock(client, name, expire=expire)
+
+
+def _make_async_redis_py(sleep: float) -> Callable[[redis.asyncio.Redis, str, float], AsyncBenchLock]:
+    def make(client: redis.asyncio.Redis, name: str, expire: float) -> AsyncBenchLock:
+        lock: AsyncBenchLock = redis.asyncio.lock.Lock(client, name, timeout=expire, sleep=sleep)
+        return lock
+
+    return make
+
+
+@dataclass(frozen=True)
+class AsyncPeer:
+    """One asyncio contender: how to make it, where its key lives, and how it waits (as ``_peers.Peer``)."""
+
+    id: str
+    label: str
+    make: Callable[[redis.asyncio.Redis, str, float], AsyncBenchLock]
+    key: Callable[[str], str]
+    #: True when a waiter parks in a blocking command on the server (BLPOP); False when it polls.
+    parks: bool
+    #: For a polling waiter, the longest pause between two attempts, in seconds.
+    poll_interval: float = 0.0
+
+
+ASYNC_OURS: Final = AsyncPeer(
+    "redis_lock-async", "redis_lock 5 AsyncLock (ours)", _make_async_ours, lambda n: f"lock:{n}", parks=True
+)
+ASYNC_REDIS_PY_DEFAULT: Final = AsyncPeer(
+    "redis-py-async-0.1",
+    "redis.asyncio Lock sleep=0.1",
+    _make_async_redis_py(0.1),
+    lambda n: n,
+    parks=False,
+    poll_interval=0.1,
+)
+ASYNC_REDIS_PY_FAST: Final = AsyncPeer(
+    "redis-py-async-0.001",
+    "redis.asyncio Lock sleep=0.001",
+    _make_async_redis_py(0.001),
+    lambda n: n,
+    parks=False,
+    poll_interval=0.001,
+)
+ASYNC_LIMIT: Final = AsyncPeer(
+    "limit-async",
+    "limit on asyncio: SET NX PX + Lua CAD",
+    AsyncHandWrittenLock,
+    lambda n: f"limit:{n}",
+    parks=True,
+)
+#: The asyncio libraries compared everywhere (the limit joins them where the sync limit does).
+ASYNC_LIBRARIES: Final = (ASYNC_OURS, ASYNC_REDIS_PY_DEFAULT, ASYNC_REDIS_PY_FAST)
+ASYNC_PEERS: Final = {peer.id: peer for peer in (*ASYNC_LIBRARIES, ASYNC_LIMIT)}
+
+
+class Contender(Protocol):
+    """What the coordinator needs to know of a contender, sync (``_peers.Peer``) or asyncio (:class:`AsyncPeer`)."""
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def parks(self) -> bool: ...
+
+    @property
+    def poll_interval(self) -> float: ...
+
+
+# -- hand-off parties --------------------------------------------------------------
+
+_L = TypeVar("_L")
+
+
+def _serve(
+    conn: multiprocessing.connection.Connection,
+    make: Callable[[str, str, float], _L],
+    acquire: Callable[[_L], float],
+    release: Callable[[_L], float],
+) -> None:
+    """Answer ``make``/``acquire``/``release`` requests until ``stop``; ``acquire``/``release`` return their timestamp."""
+    lock: _L | None = None
     while True:
         request = conn.recv()
         if request[0] == "stop":
@@ -44,31 +207,91 @@ def party(url: str, conn: multiprocessing.connection.Connection) -> None:
         try:
             if request[0] == "make":
                 _, peer_id, name, expire = request
-                lock = PEERS[peer_id].make(client, name, expire)
+                lock = make(peer_id, name, expire)
                 conn.send(("ok", 0.0))
             elif request[0] == "acquire":
                 assert lock is not None
                 conn.send(("entering", monotonic()))
-                if not lock.acquire():
-                    raise RuntimeError("acquire() returned False")
-                conn.send(("ok", monotonic()))
+                conn.send(("ok", acquire(lock)))
             elif request[0] == "release":
                 assert lock is not None
-                lock.release()
-                conn.send(("ok", monotonic()))
+                conn.send(("ok", release(lock)))
             else:
                 raise ValueError(f"unknown request {request!r}")
         except Exception as exc:
             conn.send(("error", repr(exc)))
-    client.close()
+
+
+def _acquired(lock: BenchLock) -> float:
+    if not lock.acquire():
+        raise RuntimeError("acquire() returned False")
+    return monotonic()
+
+
+def _released(lock: BenchLock) -> float:
+    lock.release()
+    return monotonic()
+
+
+def party(url: str, conn: multiprocessing.connection.Connection) -> None:
+    """Serve ``make``/``acquire``/``release`` requests from the coordinator, timestamping each completion."""
+    client = make_client(url)
+    try:
+        _serve(
+            conn,
+            lambda peer_id, name, expire: PEERS[peer_id].make(client, name, expire),
+            _acquired,
+            _released,
+        )
+    finally:
+        client.close()
+
+
+async def _acquired_async(lock: AsyncBenchLock) -> float:
+    if not await lock.acquire():
+        raise RuntimeError("acquire() returned False")
+    return monotonic()
+
+
+async def _released_async(lock: AsyncBenchLock) -> float:
+    await lock.release()
+    return monotonic()
+
+
+def async_party(url: str, conn: multiprocessing.connection.Connection) -> None:
+    """:func:`party` for an asyncio contender: one event loop and one ``redis.asyncio`` client.
+
+    Each request runs to completion in the loop (``run_until_complete``); the
+    timestamp is taken inside the coroutine, right after the lock's ``acquire()``
+    or ``release()`` returned, so the loop's entry and exit are not in it.
+    """
+    loop = asyncio.new_event_loop()
+    client = make_async_client(url)
+
+    def run(
+        coroutine: Callable[[AsyncBenchLock], Coroutine[Any, Any, float]],
+    ) -> Callable[[AsyncBenchLock], float]:
+        return lambda lock: loop.run_until_complete(coroutine(lock))
+
+    try:
+        _serve(
+            conn,
+            lambda peer_id, name, expire: ASYNC_PEERS[peer_id].make(client, name, expire),
+            run(_acquired_async),
+            run(_released_async),
+        )
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
 
 
 class Party:
-    """The coordinator's handle on a :func:`party` process."""
+    """The coordinator's handle on a :func:`party` (or, with ``asyncio``, an :func:`async_party`) process."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, use_asyncio: bool = False) -> None:
         self.conn, child = CONTEXT.Pipe()
-        self.process = CONTEXT.Process(target=party, args=(url, child), daemon=True)
+        target = async_party if use_asyncio else party
+        self.process = CONTEXT.Process(target=target, args=(url, child), daemon=True)
         self.process.start()
         child.close()
 
@@ -104,7 +327,78 @@ class Party:
         self.conn.close()
 
 
+#: How long a waiter may take to block on the server before a hand-off is abandoned.
+PARK_TIMEOUT: Final = 5.0
+
+
+def wait_until_waiting(monitor: redis.Redis, peer: Contender, waiter: Party) -> None:
+    """Return once ``waiter`` waits: blocked on the server, or a random part of its poll interval later."""
+    waiter.expect("entering", timeout=PARK_TIMEOUT)
+    if not peer.parks:
+        threading.Event().wait(random.uniform(0.0, peer.poll_interval))
+        return
+    deadline = monotonic() + PARK_TIMEOUT
+    while int(monitor.info("clients")["blocked_clients"]) < 1:
+        if monotonic() > deadline:
+            raise RuntimeError("the waiter never blocked on the server")
+
+
+def hand_over(
+    peer: Contender, monitor: redis.Redis, parties: tuple[Party, Party], count: int, name: str
+) -> list[float]:
+    """Hand the lock ``name`` over ``count`` times, alternating directions; the latencies in seconds.
+
+    Each sample runs from the holder's ``release()`` returning to the waiter's
+    ``acquire()`` returning, both timestamped in their own process.
+    """
+    for party in parties:
+        party.call("make", peer.id, name, 60.0)
+    samples: list[float] = []
+    parties[0].call("acquire")
+    for turn in range(count):
+        holder, waiter = parties[turn % 2], parties[(turn + 1) % 2]
+        waiter.send("acquire")
+        wait_until_waiting(monitor, peer, waiter)
+        released = holder.call("release")
+        acquired = waiter.expect("ok")
+        samples.append(acquired - released)
+    parties[count % 2].call("release")
+    return samples
+
+
 # -- contended throughput ------------------------------------------------------
+
+
+class _Inside:
+    """The critical section's check: ``owner`` (shared) says who is inside; two at once is a violation."""
+
+    __slots__ = ("me", "owner", "violations")
+
+    def __init__(self, owner: Any, index: int) -> None:
+        self.owner = owner
+        self.me = index + 1
+        self.violations = 0
+
+    def enter(self) -> None:
+        if self.owner.value != 0:
+            self.violations += 1
+        self.owner.value = self.me
+
+    def leave(self) -> None:
+        if self.owner.value != self.me:
+            self.violations += 1
+        self.owner.value = 0
+
+
+def _contention_report(index: int, acquisitions: int, inside: _Inside, began: float) -> dict[str, Any]:
+    return {
+        "index": index,
+        "acquisitions": acquisitions,
+        "violations": inside.violations,
+        "requests": REQUESTS.count,
+        "began": began,
+        "finished": monotonic(),
+    }
 
 
 def contend(
@@ -134,35 +428,143 @@ def contend(
     ready.put(index)
     start.wait()
     REQUESTS.reset()
-    me = index + 1
-    acquisitions = violations = 0
+    inside = _Inside(owner, index)
+    acquisitions = 0
     began = monotonic()
     end = began + duration
     while monotonic() < end:
         if not lock.acquire():
             raise RuntimeError("acquire() returned False")
-        if owner.value != 0:
-            violations += 1
-        owner.value = me
+        inside.enter()
         if hold:
             time.sleep(hold)
-        if owner.value != me:
-            violations += 1
-        owner.value = 0
+        inside.leave()
         lock.release()
         acquisitions += 1
-    finished = monotonic()
-    results.put(
-        {
-            "index": index,
-            "acquisitions": acquisitions,
-            "violations": violations,
-            "requests": REQUESTS.count,
-            "began": began,
-            "finished": finished,
-        }
-    )
+    results.put(_contention_report(index, acquisitions, inside, began))
     client.close()
+
+
+def contend_async(
+    peer_id: str,
+    url: str,
+    name: str,
+    index: int,
+    hold: float,
+    duration: float,
+    owner: Any,
+    ready: Any,
+    start: Any,
+    results: Any,
+) -> None:
+    """:func:`contend` for an asyncio contender: one event loop, one ``redis.asyncio`` client, one task.
+
+    The critical section waits with ``await asyncio.sleep(hold)``, as asyncio code
+    does. The loop is entered once for the warm-up and once for the whole window.
+    """
+    loop = asyncio.new_event_loop()
+    client = make_async_client(url, counting=True)
+    peer = ASYNC_PEERS[peer_id]
+    lock = peer.make(client, name, 60.0)
+    warm = peer.make(client, f"{name}-warm-{index}", 60.0)
+
+    async def warm_up() -> None:
+        await warm.acquire()  # opens the connection and loads the scripts before the stats are reset
+        await warm.release()
+
+    async def loop_for(duration: float) -> dict[str, Any]:
+        inside = _Inside(owner, index)
+        acquisitions = 0
+        began = monotonic()
+        end = began + duration
+        while monotonic() < end:
+            if not await lock.acquire():
+                raise RuntimeError("acquire() returned False")
+            inside.enter()
+            if hold:
+                await asyncio.sleep(hold)
+            inside.leave()
+            await lock.release()
+            acquisitions += 1
+        return _contention_report(index, acquisitions, inside, began)
+
+    try:
+        loop.run_until_complete(warm_up())
+        ready.put(index)
+        start.wait()
+        REQUESTS.reset()
+        results.put(loop.run_until_complete(loop_for(duration)))
+    finally:
+        loop.run_until_complete(client.aclose())
+        loop.close()
+
+
+def server_commands(admin: redis.Redis) -> dict[str, int]:
+    """Calls per command since the last ``CONFIG RESETSTAT`` (script-internal calls included)."""
+    stats: dict[str, Any] = admin.info("commandstats")
+    calls = {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
+    calls.pop("config|resetstat", None)
+    calls.pop("config", None)
+    return calls
+
+
+def run_contention(
+    worker: Callable[..., None],
+    peer_id: str,
+    url: str,
+    name: str,
+    admin: redis.Redis,
+    processes: int,
+    hold: float,
+    duration: float,
+) -> dict[str, Any]:
+    """Run ``worker`` (:func:`contend` or :func:`contend_async`) in ``processes`` processes; the totals.
+
+    The server's stats are reset once every process has connected and loaded its
+    scripts, just before they all start.
+    """
+    owner = CONTEXT.RawValue("i", 0)
+    ready, results, start = CONTEXT.Queue(), CONTEXT.Queue(), CONTEXT.Event()
+    workers = [
+        CONTEXT.Process(
+            target=worker,
+            args=(peer_id, url, name, index, hold, duration, owner, ready, start, results),
+            daemon=True,
+        )
+        for index in range(processes)
+    ]
+    for process in workers:
+        process.start()
+    try:
+        for _ in workers:
+            ready.get(timeout=60)
+        admin.config_resetstat()
+        start.set()
+        reports = [results.get(timeout=duration + 60) for _ in workers]
+        for process in workers:
+            process.join(timeout=10)
+    finally:
+        for process in workers:
+            if process.is_alive():
+                process.kill()
+                process.join()
+    commands = server_commands(admin)
+    acquisitions = [int(report["acquisitions"]) for report in reports]
+    total = sum(acquisitions)
+    window = max(report["finished"] for report in reports) - min(report["began"] for report in reports)
+    return {
+        "processes": processes,
+        "hold": hold,
+        "acquisitions": total,
+        "window": window,
+        "per_second": total / window,
+        "min_share": min(acquisitions) / total,
+        "max_share": max(acquisitions) / total,
+        "violations": sum(int(report["violations"]) for report in reports),
+        "requests_per_acquisition": sum(int(report["requests"]) for report in reports) / total,
+        "commands_per_acquisition": sum(commands.values()) / total,
+        "commands": commands,
+    }
 
 
 # -- renewal scale ---------------------------------------------------------------

@@ -19,68 +19,18 @@ import pytest
 import redis
 
 from ._peers import LIBRARIES, LIMIT, Peer
-from ._workers import CONTEXT, contend
+from ._workers import contend, run_contention
 from .conftest import Sizes
 
 NAME = "bench-contended"
 HOLD_TIMES = (0.001, 0.01)
 
 
-def server_commands(admin: redis.Redis) -> dict[str, int]:
-    """Calls per command since the last ``CONFIG RESETSTAT`` (script-internal calls included)."""
-    stats: dict[str, Any] = admin.info("commandstats")
-    calls = {name.removeprefix("cmdstat_"): int(value["calls"]) for name, value in stats.items()}
-    calls.pop("config|resetstat", None)
-    calls.pop("config", None)
-    return calls
-
-
 def contended(
     peer: Peer, url: str, admin: redis.Redis, processes: int, hold: float, duration: float
 ) -> dict[str, Any]:
     """Run the contention loop in ``processes`` processes; the totals."""
-    owner = CONTEXT.RawValue("i", 0)
-    ready, results, start = CONTEXT.Queue(), CONTEXT.Queue(), CONTEXT.Event()
-    workers = [
-        CONTEXT.Process(
-            target=contend,
-            args=(peer.id, url, NAME, index, hold, duration, owner, ready, start, results),
-            daemon=True,
-        )
-        for index in range(processes)
-    ]
-    for worker in workers:
-        worker.start()
-    try:
-        for _ in workers:
-            ready.get(timeout=60)
-        admin.config_resetstat()
-        start.set()
-        reports = [results.get(timeout=duration + 60) for _ in workers]
-        for worker in workers:
-            worker.join(timeout=10)
-    finally:
-        for worker in workers:
-            if worker.is_alive():
-                worker.kill()
-                worker.join()
-    commands = server_commands(admin)
-    acquisitions = [int(report["acquisitions"]) for report in reports]
-    total = sum(acquisitions)
-    window = max(report["finished"] for report in reports) - min(report["began"] for report in reports)
-    return {
-        "processes": processes,
-        "hold": hold,
-        "acquisitions": total,
-        "window": window,
-        "per_second": total / window,
-        "min_share": min(acquisitions) / total,
-        "max_share": max(acquisitions) / total,
-        "violations": sum(int(report["violations"]) for report in reports),
-        "requests_per_acquisition": sum(int(report["requests"]) for report in reports) / total,
-        "commands_per_acquisition": sum(commands.values()) / total,
-        "commands": commands,
-    }
+    return run_contention(contend, peer.id, url, NAME, admin, processes, hold, duration)
 
 
 @pytest.mark.benchmark(group="contended")

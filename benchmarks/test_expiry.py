@@ -18,7 +18,7 @@ import pytest
 import redis
 
 from ._peers import LIBRARIES, PRL401, Peer, monotonic
-from ._stats import summary
+from ._stats import expiry_instant, summary
 from .conftest import Sizes
 
 EXPIRE = 0.25
@@ -37,7 +37,7 @@ def expiry_wakeups(peer: Peer, clients: Callable[[], redis.Redis], count: int) -
         pttl = int(monitor.pttl(peer.key(name)))
         answered = monotonic()
         assert pttl > 0, f"{peer.key(name)} has no TTL: {pttl}"
-        expires_at = (sent + answered) / 2 + pttl / 1000
+        expires_at = expiry_instant(sent, answered, pttl)
         # Same settings as the holder, as when every process runs the same code (4.0.1's waiter
         # blocks for its own ``expire``, so a longer one would wait longer).
         waiter = peer.make(waiter_client, name, expire)

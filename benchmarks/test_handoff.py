@@ -12,21 +12,18 @@ process that made the call, right after the call returned.
 
 from __future__ import annotations
 
-import random
-import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 import redis
 
-from ._peers import LIBRARIES, LIMIT, TOKEN, Peer, monotonic
+from ._peers import LIBRARIES, LIMIT, TOKEN, Peer
 from ._stats import summary
-from ._workers import Party
+from ._workers import Party, hand_over
 from .conftest import Sizes
 
 NAME = "bench-handoff"
-PARK_TIMEOUT = 5.0
 
 
 @pytest.fixture(scope="module")
@@ -40,34 +37,10 @@ def parties(url: str) -> Iterator[tuple[Party, Party]]:
             party.stop()
 
 
-def wait_until_waiting(monitor: redis.Redis, peer: Peer, waiter: Party) -> None:
-    """Return once ``waiter`` waits: blocked on the server, or a random part of its poll interval later."""
-    waiter.expect("entering", timeout=PARK_TIMEOUT)
-    if not peer.parks:
-        threading.Event().wait(random.uniform(0.0, peer.poll_interval))
-        return
-    deadline = monotonic() + PARK_TIMEOUT
-    while int(monitor.info("clients")["blocked_clients"]) < 1:
-        if monotonic() > deadline:
-            raise RuntimeError("the waiter never blocked on the server")
-
-
 def handoffs(peer: Peer, monitor: redis.Redis, parties: tuple[Party, Party], count: int) -> list[float]:
     """Hand the lock over ``count`` times, alternating directions; the latencies in seconds."""
     peer.prepare(monitor, NAME)
-    for party in parties:
-        party.call("make", peer.id, NAME, 60.0)
-    samples: list[float] = []
-    parties[0].call("acquire")
-    for turn in range(count):
-        holder, waiter = parties[turn % 2], parties[(turn + 1) % 2]
-        waiter.send("acquire")
-        wait_until_waiting(monitor, peer, waiter)
-        released = holder.call("release")
-        acquired = waiter.expect("ok")
-        samples.append(acquired - released)
-    parties[count % 2].call("release")
-    return samples
+    return hand_over(peer, monitor, parties, count, NAME)
 
 
 @pytest.mark.benchmark(group="hand-off")

@@ -40,7 +40,10 @@ LABELS = {
     "limit": "limit (hand-written)",
     "blpop-token": "floor: BLPOP token",
     "redis_lock-async": "redis_lock 5 AsyncLock (ours)",
-    "redis-py-async": "redis.asyncio Lock, sleep=0.1",
+    "redis-py-async-0.1": "redis.asyncio Lock, sleep=0.1",
+    "redis-py-async-0.001": "redis.asyncio Lock, sleep=0.001",
+    "limit-async": "limit on asyncio (hand-written)",
+    "redis-py-async": "redis.asyncio Lock, sleep=0.1",  # the id in results saved before the asyncio rows
     "ping": "PING",
 }
 ORDER = list(LABELS)
@@ -94,18 +97,22 @@ def _field(name: str) -> Callable[[dict[str, Any]], float | None]:
     return value
 
 
-def _contended_metrics(hold: float) -> list[Metric]:
+def _contended_metrics(
+    hold: float, metric: str = "contended", prefix: str = "", ours: str = "redis_lock", limit: str = "limit"
+) -> list[Metric]:
     label = f"hold {hold * 1000:g} ms"
-    select = _is("contended", hold=hold)
+    select = _is(metric, hold=hold)
     return [
         Metric(
-            f"contended hand-offs/s, {label} (higher is better)",
+            f"{prefix}contended hand-offs/s, {label} (higher is better)",
             select,
             _field("per_second"),
             "{:,.0f}/s".format,
+            ours,
+            limit,
         ),
         Metric(
-            f"  fairness: smallest share, {label} (ideal 1/N)",
+            f"  {prefix}fairness: smallest share, {label} (ideal 1/N)",
             select,
             _field("min_share"),
             "{:.3f}".format,
@@ -113,7 +120,7 @@ def _contended_metrics(hold: float) -> list[Metric]:
             None,
         ),
         Metric(
-            f"  fairness: largest share, {label} (ideal 1/N)",
+            f"  {prefix}fairness: largest share, {label} (ideal 1/N)",
             select,
             _field("max_share"),
             "{:.3f}".format,
@@ -121,7 +128,7 @@ def _contended_metrics(hold: float) -> list[Metric]:
             None,
         ),
         Metric(
-            f"  mutual-exclusion violations, {label} (must be 0)",
+            f"  {prefix}mutual-exclusion violations, {label} (must be 0)",
             select,
             _field("violations"),
             "{:.0f}".format,
@@ -129,16 +136,20 @@ def _contended_metrics(hold: float) -> list[Metric]:
             None,
         ),
         Metric(
-            f"  client requests per acquisition, {label}",
+            f"  {prefix}client requests per acquisition, {label}",
             select,
             _field("requests_per_acquisition"),
             "{:.2f}".format,
+            ours,
+            limit,
         ),
         Metric(
-            f"  Redis commands per acquisition, {label}",
+            f"  {prefix}Redis commands per acquisition, {label}",
             select,
             _field("commands_per_acquisition"),
             "{:.2f}".format,
+            ours,
+            limit,
         ),
     ]
 
@@ -172,7 +183,54 @@ def _renewal_metrics(count: int) -> list[Metric]:
     ]
 
 
-def metrics(hold_times: Sequence[float], counts: Sequence[int]) -> list[Metric]:
+def _async_metrics(hold_times: Sequence[float]) -> list[Metric]:
+    """The asyncio rows: ratios against our AsyncLock and against the limit's protocol on redis.asyncio."""
+    ours, limit = "redis_lock-async", "limit-async"
+    return [
+        Metric(
+            "asyncio uncontended cycles/s (higher is better)",
+            _is("uncontended-async"),
+            lambda b: float(_info(b)["batch"]) / _median(b),
+            "{:,.0f}/s".format,
+            ours,
+            limit,
+        ),
+        Metric(
+            "asyncio hand-off latency p50 (lower is better)",
+            _is("handoff-async"),
+            _field("p50"),
+            _us,
+            ours,
+            limit,
+        ),
+        Metric(
+            "asyncio hand-off latency p99 (lower is better)",
+            _is("handoff-async"),
+            _field("p99"),
+            _us,
+            ours,
+            limit,
+        ),
+        Metric(
+            "asyncio expiry wake-up p50, after the key expired",
+            _is("expiry-async"),
+            _field("p50"),
+            _ms,
+            ours,
+            None,
+        ),
+        Metric("asyncio expiry wake-up max", _is("expiry-async"), _field("max"), _ms, ours, None),
+        *[
+            metric
+            for hold in hold_times
+            for metric in _contended_metrics(hold, "contended-async", "asyncio ", ours, limit)
+        ],
+    ]
+
+
+def metrics(
+    hold_times: Sequence[float], counts: Sequence[int], async_hold_times: Sequence[float] = ()
+) -> list[Metric]:
     return [
         Metric("PING round trip", _is("ping"), _median, _us, None, None),
         Metric(
@@ -181,20 +239,13 @@ def metrics(hold_times: Sequence[float], counts: Sequence[int]) -> list[Metric]:
             lambda b: 1 / _median(b),
             "{:,.0f}/s".format,
         ),
-        Metric(
-            "asyncio uncontended cycles/s (higher is better)",
-            _is("uncontended-async"),
-            lambda b: float(_info(b)["batch"]) / _median(b),
-            "{:,.0f}/s".format,
-            "redis_lock-async",
-            None,
-        ),
         Metric("hand-off latency p50 (lower is better)", _is("handoff"), _field("p50"), _us),
         Metric("hand-off latency p99 (lower is better)", _is("handoff"), _field("p99"), _us),
         Metric("expiry wake-up p50, after the key expired", _is("expiry"), _field("p50"), _ms, limit=None),
         Metric("expiry wake-up max", _is("expiry"), _field("max"), _ms, limit=None),
         *[metric for hold in hold_times for metric in _contended_metrics(hold)],
         *[metric for count in counts for metric in _renewal_metrics(count)],
+        *_async_metrics(async_hold_times),
     ]
 
 
@@ -209,8 +260,9 @@ def table_rows(result: dict[str, Any]) -> list[Row]:
     benches: list[dict[str, Any]] = result["benchmarks"]
     holds = sorted({float(_info(b)["hold"]) for b in benches if _is("contended")(b)})
     counts = sorted({int(_info(b)["count"]) for b in benches if _is("renewal")(b)})
+    async_holds = sorted({float(_info(b)["hold"]) for b in benches if _is("contended-async")(b)})
     rows: list[Row] = []
-    for metric in metrics(holds, counts):
+    for metric in metrics(holds, counts, async_holds):
         found: dict[str, float | None] = {}
         for bench in benches:
             if metric.select(bench):
