@@ -61,6 +61,7 @@ def test_version() -> None:
         "NotExpirable",
         "AcquireTimeout",
         "LockLost",
+        "NotReplicated",
         "InvalidArgument",
         "InvalidArgumentType",
     ],
@@ -84,6 +85,7 @@ def test_argument_errors_are_also_value_or_type_errors() -> None:
     assert issubclass(redis_lock.InvalidArgumentType, TypeError)
     assert issubclass(redis_lock.LockLost, redis_lock.NotAcquired)
     assert issubclass(redis_lock.AcquireTimeout, redis_lock.NotAcquired)
+    assert issubclass(redis_lock.NotReplicated, redis_lock.NotAcquired)
 
 
 def test_argument_errors_carry_the_argument_name() -> None:

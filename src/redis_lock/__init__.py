@@ -30,6 +30,7 @@ from ._exceptions import InvalidTimeout as InvalidTimeout
 from ._exceptions import LockLost as LockLost
 from ._exceptions import NotAcquired as NotAcquired
 from ._exceptions import NotExpirable as NotExpirable
+from ._exceptions import NotReplicated as NotReplicated
 from ._exceptions import RedisLockError as RedisLockError
 from ._exceptions import TimeoutNotUsable as TimeoutNotUsable
 from ._exceptions import TimeoutTooLarge as TimeoutTooLarge
@@ -67,6 +68,7 @@ __all__ = [
     "LockLost",
     "NotAcquired",
     "NotExpirable",
+    "NotReplicated",
     "RedisLockError",
     "TimeoutNotUsable",
     "TimeoutTooLarge",

@@ -7,8 +7,10 @@ loggers, with every method that talks to Redis a coroutine. Decisions live in
 The primitives that differ from the sync flavour:
 
 - waiting is ``await client.blpop(...)`` and :func:`asyncio.sleep`, never a poll;
-- renewal is an :class:`asyncio.Task` on the running loop (a thread in ``_sync``),
-  holding only a weak reference to its lock, cancelled and awaited on release;
+- renewal is one :class:`asyncio.Task` per (running loop, client) for all of the
+  client's locks on that loop (a thread per client in ``_sync``; see ``_renewal``),
+  holding only weak references to the locks; release stops it for the lock and
+  awaits an extend of it in flight;
 - the id belongs to the instance, not to a thread or a context, so a lock
   acquired in one task can be released from another;
 - cancellation: the acquire script and the release script, once sent, are run to
@@ -20,24 +22,21 @@ The primitives that differ from the sync flavour:
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 import time as mod_time
-import weakref
 from typing import TYPE_CHECKING, Any, Final
 
 import redis.asyncio
 
-from . import _core
+from . import _core, _renewal
 from ._core import (
     logger_for_acquire,
     logger_for_refresh_exit,
     logger_for_refresh_shutdown,
     logger_for_refresh_start,
-    logger_for_refresh_thread,
     logger_for_release,
 )
-from ._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, evalsha_async
+from ._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, evalsha_async, evalsha_then_wait_async
 
 if TYPE_CHECKING:
     from collections.abc import Coroutine
@@ -70,71 +69,6 @@ def _in_background(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
     _background.add(task)
     task.add_done_callback(_background.discard)
     return task
-
-
-class _Stop:
-    """The renewal task's stop signal: the asyncio twin of the renewal thread's ``threading.Event``.
-
-    Cancelling the task alone is not enough: on Python 3.11 ``asyncio.wait_for``
-    (which redis-py wraps around socket writes) can swallow a cancellation
-    (CPython gh-86296), and the task would then renew on. The task checks this
-    signal at every wait, so it stops either way. Used on the loop's thread only.
-    """
-
-    __slots__ = ("_set", "_waiters")
-
-    def __init__(self) -> None:
-        self._set = False
-        self._waiters: set[asyncio.Future[bool]] = set()
-
-    def is_set(self) -> bool:
-        return self._set
-
-    def set(self) -> None:
-        self._set = True
-        for waiter in self._waiters:
-            _resolve(waiter, True)
-
-    async def wait(self, timeout: float) -> bool:
-        """Wait up to ``timeout`` seconds; True if the signal was set, False on timeout."""
-        if self._set:
-            return True
-        loop = asyncio.get_running_loop()
-        waiter: asyncio.Future[bool] = loop.create_future()
-        timer = loop.call_later(timeout, _resolve, waiter, False)
-        self._waiters.add(waiter)
-        try:
-            return await waiter
-        finally:
-            timer.cancel()
-            self._waiters.discard(waiter)
-
-
-def _resolve(waiter: asyncio.Future[bool], value: bool) -> None:
-    if not waiter.done():
-        waiter.set_result(value)
-
-
-def _stop_renewal(task: asyncio.Task[None], stop: _Stop) -> None:
-    """Stop a renewal task, from any thread (a finalizer may run in any thread)."""
-    if task.done():
-        return
-    loop = task.get_loop()
-    try:
-        running: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
-    except RuntimeError:
-        running = None
-    if loop is running:
-        # At once, not deferred: a task already scheduled to resume with a reply
-        # gets the CancelledError (or, if that is swallowed, sees the stop) first,
-        # so a stale renewal cannot mark a new hold lost.
-        stop.set()
-        task.cancel()
-        return
-    # RuntimeError: the loop is closed, so the task will never run again anyway.
-    with contextlib.suppress(RuntimeError):
-        loop.call_soon_threadsafe(stop.set)
-        loop.call_soon_threadsafe(task.cancel)
 
 
 class AsyncLock:
@@ -175,6 +109,15 @@ class AsyncLock:
     :param blocking: whether the ``async with`` statement waits for the lock.
     :param timeout: how long the ``async with`` statement waits, in seconds (``None``:
         forever). It does not apply to :meth:`acquire`, which takes its own ``timeout``.
+    :param wait_replicas: how many replicas must acknowledge the lock key before
+        :meth:`acquire` returns (Redis ``WAIT``, on the connection that took the
+        lock). If fewer do within ``wait_replicas_timeout``, the lock is released
+        again and :meth:`acquire` raises :class:`~redis_lock.NotReplicated`. This
+        narrows the window in which a failover loses the lock (see :doc:`/cluster`).
+        0, the default, does not wait. Needs a client with ``pipeline()``; not
+        supported on cluster clients yet.
+    :param wait_replicas_timeout: how long :meth:`acquire` waits for those replicas,
+        in seconds (fractions allowed); at most half the client's socket timeout.
     :raises InvalidArgument: (a :class:`ValueError`) for an unusable value.
     :raises InvalidArgumentType: (a :class:`TypeError`) for an argument of the wrong
         type, including a synchronous client.
@@ -185,7 +128,9 @@ class AsyncLock:
     """
 
     _lock_renewal_interval: float | None
-    _lock_renewal_task: asyncio.Task[None] | None
+    #: Not a task since 5.0: a future done once this lock's renewal (by its loop's
+    #: and client's scheduler task) has ended; None when the lock is not being renewed.
+    _lock_renewal_task: asyncio.Future[None] | None
 
     def __init__(
         self,
@@ -198,6 +143,8 @@ class AsyncLock:
         signal_expire: int = _core.DEFAULT_SIGNAL_EXPIRE_MS,
         blocking: bool = True,
         timeout: float | None = None,
+        wait_replicas: int = 0,
+        wait_replicas_timeout: float = 1.0,
     ) -> None:
         settings = _core.lock_settings(
             redis_client,
@@ -211,6 +158,8 @@ class AsyncLock:
             timeout=timeout,
             accepted=_async_client_types(),
             flavour="async",
+            wait_replicas=wait_replicas,
+            wait_replicas_timeout=wait_replicas_timeout,
         )
         # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set).
         self._client = redis_client
@@ -222,9 +171,14 @@ class AsyncLock:
         self._lock_renewal_interval = settings.renewal_interval
         self._timeout = settings.timeout
         self._wait_chunk = settings.wait_chunk
+        self._wait_replicas = settings.wait_replicas
+        self._wait_replicas_timeout = settings.wait_replicas_timeout
+        # The client again, typed for pipelines, when acquire must WAIT for replicas.
+        self._replicated_client: _core.AsyncPipeliningClient | None = (
+            redis_client if settings.wait_replicas and _core.supports_async_pipeline(redis_client) else None
+        )
         self._lock_renewal_task = None
-        self._lock_renewal_stop: _Stop | None = None
-        self._lock_renewal_finalizer: weakref.finalize[[asyncio.Task[None], _Stop], AsyncLock] | None = None
+        self._lock_renewal: _renewal.AsyncRenewal | None = None
         self._lease_deadline = 0.0
         self._lost: BaseException | None = None
 
@@ -263,7 +217,14 @@ class AsyncLock:
         :raises TimeoutNotUsable: ``timeout`` given with ``blocking=False``.
         :raises InvalidTimeout: negative or non-finite ``timeout``.
         :raises TimeoutTooLarge: ``timeout`` greater than ``expire`` without auto-renewal.
+        :raises NotReplicated: (a :class:`NotAcquired`) with ``wait_replicas``: the lock
+            was taken, but too few replicas acknowledged it in time, so it was released
+            again. Each attempt may then take up to ``wait_replicas_timeout`` longer.
         :raises asyncio.CancelledError: when cancelled; the lock is then not held by this instance.
+
+        A wait cut short by a failover (the server force-unblocks it with
+        ``UNBLOCKED``, or drops the connection) counts as a wake-up: the lock is
+        tried again at once, and an error then propagates.
         """
         request = _core.prepare_acquire(
             blocking=blocking,
@@ -276,6 +237,7 @@ class AsyncLock:
             now=mod_time.monotonic(),
         )
         logger_for_acquire.debug("Acquiring Lock(%r) ...", self._name)
+        interrupted = False
         while True:
             sent = mod_time.monotonic()
             reply = await self._attempt(request)
@@ -285,8 +247,22 @@ class AsyncLock:
             # Cancelled here, nothing is held. A BLPOP cancelled just as it popped
             # a signal swallows that wake-up; the other waiters then see the free
             # lock at their next re-check (at most a wait chunk, see _core.MAX_WAIT_CHUNK).
-            if step.blpop and await self._client.blpop([self._signal], step.blpop):
-                continue  # woken by a release or reset: try again at once
+            if step.blpop:
+                try:
+                    woken = await self._client.blpop([self._signal], step.blpop)
+                except Exception as exc:
+                    # A failover cut the wait short: try again at once, as on a
+                    # wake-up, but never twice in a row (no spinning on a broken wait).
+                    if interrupted or not _core.is_interrupted_wait(exc):
+                        raise
+                    interrupted = True
+                    logger_for_acquire.warning(
+                        "Waiting for Lock(%r) was interrupted (%r); trying again.", self._name, exc
+                    )
+                    continue
+                interrupted = False
+                if woken:
+                    continue  # woken by a release or reset: try again at once
             if step.sleep_until is not None:
                 await asyncio.sleep(max(0.0, step.sleep_until - mod_time.monotonic()))
         if not step:
@@ -325,13 +301,50 @@ class AsyncLock:
         release a lock that another instance with the same id holds). A second
         cancellation while this clean-up runs lets it finish in the background.
         """
-        attempt = asyncio.ensure_future(evalsha_async(self._client, ACQUIRE, request.keys, request.args))
+        attempt = asyncio.ensure_future(self._try_acquire(request))
         try:
             return await asyncio.shield(attempt)
         except asyncio.CancelledError:
             # A second cancellation interrupts only this wait; the undo goes on.
             await asyncio.shield(_in_background(self._undo_attempt(attempt)))
             raise
+
+    async def _try_acquire(self, request: _core.AcquireRequest) -> object:
+        """Run acquire.lua once; with ``wait_replicas``, WAIT for the replicas too.
+
+        The WAIT goes on the script's connection, in the same round trip. A lock
+        taken but acknowledged by too few replicas is released again before the
+        error propagates; if that release fails too, its error propagates instead,
+        with the first as its context, and the key lives until it expires. All of
+        this runs inside the shielded attempt task (see :meth:`_attempt`).
+        """
+        client = self._replicated_client
+        if client is None:
+            return await evalsha_async(self._client, ACQUIRE, request.keys, request.args)
+        reply, acknowledged = await evalsha_then_wait_async(
+            client,
+            ACQUIRE,
+            request.keys,
+            request.args,
+            replicas=self._wait_replicas,
+            timeout_ms=_core.to_ms(self._wait_replicas_timeout),
+        )
+        error = _core.replication_error(
+            reply,
+            acknowledged,
+            required=self._wait_replicas,
+            timeout=self._wait_replicas_timeout,
+            lock_key=self._name,
+        )
+        if error is None:
+            return reply
+        logger_for_acquire.warning("Releasing Lock(%r): too few replicas acknowledged it.", self._name)
+        try:
+            raise error
+        finally:
+            await evalsha_async(
+                self._client, UNLOCK, (self._name, self._signal), (self._id, str(self._signal_expire))
+            )
 
     async def _undo_attempt(self, attempt: asyncio.Future[object]) -> None:
         try:
@@ -456,50 +469,20 @@ class AsyncLock:
                 exc_value.add_note(_core.exit_release_failed_note(self._name, release_error))
 
     # -- auto-renewal ------------------------------------------------------------
+    #
+    # One task per (event loop, client) renews all of that client's locks on the
+    # loop, pipelining the extends that fall due together (see ``_renewal``).
+    # The 4.x log messages are emitted per lock, at the same moments as when each
+    # lock had a task of its own.
 
-    @staticmethod
-    async def _lock_renewer(name: str, lockref: weakref.ref[AsyncLock], interval: float, stop: _Stop) -> None:
-        """Renew the lock every ``interval`` seconds until stopped or the lock is collected."""
-        try:
-            while not await stop.wait(interval):
-                logger_for_refresh_thread.debug("Refreshing Lock(%r).", name)
-                lock = lockref()
-                if lock is None:
-                    logger_for_refresh_thread.debug(
-                        "Stopping loop because Lock(%r) was garbage collected.", name
-                    )
-                    break
-                keep_going = await lock._renew(stop)
-                del lock
-                if not keep_going:
-                    break
-        finally:
-            logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", name)
+    async def _renew(self) -> None:
+        """Extend once for auto-renewal, when the scheduler cannot pipeline this lock's extend.
 
-    async def _renew(self, stop: _Stop) -> bool:
-        """Extend once, retrying errors until the lease runs out. False when renewal must stop."""
-        delay = _core.RENEWAL_RETRY_DELAY
-        while True:
-            try:
-                await self.extend(expire=self._expire)
-            except Exception as exc:
-                if stop.is_set():
-                    return False  # stopped meanwhile: the lock's state is no longer this task's to change
-                outcome = _core.renewal_outcome(
-                    exc,
-                    lock_key=self._name,
-                    now=mod_time.monotonic(),
-                    lease_deadline=self._lease_deadline,
-                    delay=delay,
-                )
-                if outcome.lost:
-                    self._lost = exc
-                logger_for_refresh_thread.log(outcome.level, outcome.message, *outcome.args)
-                if outcome.retry_in is None or await stop.wait(outcome.retry_in):
-                    return False
-                delay = outcome.next_delay
-            else:
-                return True
+        That is for a client without ``pipeline()``, a cluster client (whose
+        pipelines refuse EVALSHA), or a subclass that overrides :meth:`extend`.
+        Errors propagate: the scheduler retries them until the lease runs out.
+        """
+        await self.extend(expire=self._expire)
 
     def _start_lock_renewer(self) -> None:
         interval = _core.check_renewal_interval(self._lock_renewal_interval)
@@ -507,37 +490,27 @@ class AsyncLock:
         logger_for_refresh_start.debug(
             "Starting renewal thread for Lock(%r). Refresh interval: %s seconds.", self._name, interval
         )
-        stop = _Stop()
-        task = asyncio.get_running_loop().create_task(
-            self._lock_renewer(self._name, weakref.ref(self), interval, stop),
-            name=f"redis_lock.refresh {self._name}",
-        )
-        # When the lock is collected, end the task at once instead of at its next
-        # interval, so it never keeps a loop busy for a lock nobody can release.
-        self._lock_renewal_finalizer = weakref.finalize(self, _stop_renewal, task, stop)
-        self._lock_renewal_task = task
-        self._lock_renewal_stop = stop
+        pipelined = type(self).extend is AsyncLock.extend and type(self)._renew is AsyncLock._renew
+        renewal = _renewal.renew_async(self, interval, pipelined=pipelined)
+        self._lock_renewal = renewal
+        self._lock_renewal_task = renewal.future
 
-    def _cancel_lock_renewer(self) -> asyncio.Task[None] | None:
-        """Detach the renewal task and tell it to stop, without waiting. Returns it if it was still running."""
-        task, stop = self._lock_renewal_task, self._lock_renewal_stop
-        self._lock_renewal_task = self._lock_renewal_stop = None
-        if self._lock_renewal_finalizer is not None:
-            self._lock_renewal_finalizer.detach()
-            self._lock_renewal_finalizer = None
-        if task is None or stop is None or task.done():
+    def _cancel_lock_renewer(self) -> _renewal.AsyncRenewal | None:
+        """End this lock's renewal without waiting. Returns its entry if it was still running."""
+        renewal = self._lock_renewal
+        self._lock_renewal = self._lock_renewal_task = None
+        if renewal is None or not renewal.is_alive():
             return None
         logger_for_refresh_shutdown.debug("Signaling renewal thread for Lock(%r) to exit.", self._name)
-        _stop_renewal(task, stop)
-        return task
+        renewal.stop()
+        return renewal
 
     async def _stop_lock_renewer(self) -> None:
-        task = self._cancel_lock_renewer()
-        if task is None:
+        renewal = self._cancel_lock_renewer()
+        if renewal is None:
             return
-        if task is not asyncio.current_task() and task.get_loop() is asyncio.get_running_loop():
-            # asyncio.wait neither raises the task's CancelledError nor swallows ours.
-            await asyncio.wait((task,))
+        # Waits for an extend of this lock in flight, so none lands after the release.
+        await renewal.wait_stopped()
         logger_for_refresh_exit.debug("Renewal thread for Lock(%r) exited.", self._name)
 
 

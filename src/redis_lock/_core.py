@@ -27,6 +27,7 @@ from ._exceptions import (
     LockLost,
     NotAcquired,
     NotExpirable,
+    NotReplicated,
     RedisLockError,
     TimeoutNotUsable,
     TimeoutTooLarge,
@@ -282,6 +283,8 @@ class LockSettings:
     renewal_interval: float | None
     timeout: float | None
     wait_chunk: float
+    wait_replicas: int
+    wait_replicas_timeout: float
 
 
 def lock_settings(
@@ -297,6 +300,8 @@ def lock_settings(
     timeout: object,
     accepted: tuple[type, ...],
     flavour: str,
+    wait_replicas: object = 0,
+    wait_replicas_timeout: object = 1.0,
 ) -> LockSettings:
     """Validate every constructor argument of ``Lock``/``AsyncLock``, in one order, with no I/O."""
     check_client(client, strict=validate_flag(strict, "strict"), accepted=accepted, flavour=flavour)
@@ -307,6 +312,10 @@ def lock_settings(
     signal_ms = validate_signal_expire(signal_expire)
     waits = validate_flag(blocking, "blocking")
     interval = check_auto_renewal(renew, seconds)
+    replicas = validate_wait_replicas(wait_replicas)
+    replicas_timeout = validate_wait_replicas_timeout(wait_replicas_timeout)
+    socket_timeout = client_socket_timeout(client)
+    check_replication(client, replicas, replicas_timeout, socket_timeout)
     return LockSettings(
         lock_key=lock_key,
         signal_key=signal_key,
@@ -316,7 +325,9 @@ def lock_settings(
         blocking=waits,
         renewal_interval=interval,
         timeout=check_acquire_timeout(timeout, blocking=waits, expire=seconds, renewal=interval),
-        wait_chunk=wait_chunk(client_socket_timeout(client)),
+        wait_chunk=wait_chunk(socket_timeout),
+        wait_replicas=replicas,
+        wait_replicas_timeout=replicas_timeout,
     )
 
 
@@ -624,6 +635,160 @@ def next_acquire_step(reply: object, request: AcquireRequest, *, now: float, chu
     if not request.blocking or (request.deadline is not None and now >= request.deadline):
         return False
     return plan_wait(now, request.deadline, parsed.pttl_ms, chunk)
+
+
+def is_interrupted_wait(error: BaseException) -> bool:
+    """Whether an error from the BLPOP wait means a failover cut the wait short.
+
+    Two errors qualify: ``-UNBLOCKED`` (the server force-unblocked the command:
+    the primary became a replica, or ``CLIENT UNBLOCK ... ERROR``), which the
+    clients raise as a plain ``ResponseError``, and a dropped connection (Sentinel
+    kills the clients of a primary it demotes; a crashed primary drops them).
+    The acquire loop treats either like a wake-up signal and runs the acquire
+    script again at once (after a dropped connection, on a fresh one, which a
+    Sentinel client opens to the current primary). Matching class names covers
+    redis-py and valkey-py.
+    """
+    if str(error).startswith("UNBLOCKED"):
+        return True
+    return any(cls.__name__ == "ConnectionError" for cls in type(error).__mro__)
+
+
+# ---------------------------------------------------------------------------
+# Replication: waiting for replicas to acknowledge a newly acquired lock (WAIT).
+
+#: Largest ``wait_replicas``: WAIT parses it as a signed 64-bit integer.
+MAX_WAIT_REPLICAS: Final = 2**63 - 1
+
+
+def validate_wait_replicas(wait_replicas: object) -> int:
+    if not isinstance(wait_replicas, int) or isinstance(wait_replicas, bool):
+        raise InvalidArgumentType(
+            "wait_replicas must be an int number of replicas, "
+            f"not {type(wait_replicas).__name__}: wait_replicas={wait_replicas!r}",
+            argument="wait_replicas",
+        )
+    if not 0 <= wait_replicas <= MAX_WAIT_REPLICAS:
+        raise InvalidArgument(
+            f"wait_replicas must be between 0 and {MAX_WAIT_REPLICAS}: wait_replicas={wait_replicas!r}",
+            argument="wait_replicas",
+        )
+    return wait_replicas
+
+
+def validate_wait_replicas_timeout(timeout: object) -> float:
+    """Return ``wait_replicas_timeout`` in seconds: a positive, finite number (WAIT's 0 would mean forever)."""
+    if not _is_number(timeout):
+        raise InvalidArgumentType(
+            "wait_replicas_timeout must be a number of seconds, "
+            f"not {type(timeout).__name__}: wait_replicas_timeout={timeout!r}",
+            argument="wait_replicas_timeout",
+        )
+    assert isinstance(timeout, int | float)
+    if not 0 < timeout <= MAX_SECONDS:  # also rejects NaN
+        raise InvalidArgument(
+            f"wait_replicas_timeout must be greater than 0 and at most {MAX_SECONDS} seconds: "
+            f"wait_replicas_timeout={timeout!r}",
+            argument="wait_replicas_timeout",
+        )
+    return timeout
+
+
+def check_replication(client: object, replicas: int, timeout: float, socket_timeout: object) -> None:
+    """Check that ``client`` can wait for ``replicas`` replicas (nothing to check for 0).
+
+    The WAIT must go on the connection that ran the acquire script (WAIT counts
+    that connection's writes only), so the client needs ``pipeline()``; a cluster
+    client's pipeline may split the two. The WAIT must also end well within the
+    client's socket timeout, or the read would time out and a retrying client
+    would run the acquire script a second time.
+    """
+    if not replicas:
+        return
+    if is_cluster_client(client):
+        raise InvalidArgument(
+            f"wait_replicas is not supported on cluster clients yet: wait_replicas={replicas!r}",
+            argument="wait_replicas",
+        )
+    if not callable(getattr(client, "pipeline", None)):
+        raise InvalidArgumentType(
+            f"wait_replicas={replicas!r} needs a client with a pipeline() method, "
+            f"got {type(client).__qualname__}",
+            argument="redis_client",
+        )
+    if _is_number(socket_timeout):
+        assert isinstance(socket_timeout, int | float)
+        if 0 < socket_timeout < math.inf and timeout > socket_timeout * SOCKET_TIMEOUT_FRACTION:
+            raise InvalidArgument(
+                f"wait_replicas_timeout must be at most {SOCKET_TIMEOUT_FRACTION:g} times the client's "
+                f"socket_timeout ({socket_timeout!r} s): wait_replicas_timeout={timeout!r}",
+                argument="wait_replicas_timeout",
+            )
+
+
+class CommandPipeline(Protocol):
+    """The non-transactional pipeline of a synchronous client (redis-py's or valkey-py's ``Pipeline``)."""
+
+    def execute_command(self, *args: Any, **options: Any) -> object: ...
+
+    def execute(self, raise_on_error: bool = ...) -> list[Any]: ...
+
+
+class PipeliningClient(RedisClient, Protocol):
+    """A synchronous client that also makes pipelines: what ``wait_replicas`` needs.
+
+    Private on purpose: :class:`~redis_lock.typing.RedisClient` does not grow a
+    ``pipeline`` method for everyone; :func:`supports_pipeline` narrows to this.
+    """
+
+    def pipeline(self, transaction: bool = ..., shard_hint: Any = ...) -> CommandPipeline: ...
+
+
+class AsyncCommandPipeline(Protocol):
+    """The non-transactional pipeline of an asyncio client."""
+
+    def execute_command(self, *args: Any, **options: Any) -> object: ...
+
+    def execute(self, raise_on_error: bool = ...) -> Awaitable[list[Any]]: ...
+
+
+class AsyncPipeliningClient(AsyncRedisClient, Protocol):
+    """An asyncio client that also makes pipelines: what ``wait_replicas`` needs."""
+
+    def pipeline(self, transaction: bool = ..., shard_hint: Any = ...) -> AsyncCommandPipeline: ...
+
+
+def supports_pipeline(client: RedisClient) -> TypeGuard[PipeliningClient]:
+    return callable(getattr(client, "pipeline", None))
+
+
+def supports_async_pipeline(client: AsyncRedisClient) -> TypeGuard[AsyncPipeliningClient]:
+    return callable(getattr(client, "pipeline", None))
+
+
+def replication_error(
+    reply: object, acknowledged: object, *, required: int, timeout: float, lock_key: str
+) -> BaseException | None:
+    """Judge acquire.lua's reply and the WAIT reply that followed it on the same connection.
+
+    :returns: None when there is nothing to undo (the lock was not taken, or
+        enough replicas acknowledged it); otherwise the error to raise once the
+        lock has been released again: :class:`~redis_lock.NotReplicated`, or the
+        error WAIT itself replied with.
+    """
+    if parse_acquire_reply(reply).code != ACQUIRED:
+        return None  # busy: the WAIT reply means nothing
+    if isinstance(acknowledged, BaseException):
+        return acknowledged
+    count = as_int_reply(acknowledged, "WAIT")
+    if count >= required:
+        return None
+    return NotReplicated(
+        f"Lock({lock_key!r}) was released again: only {count} of the {required} replicas required "
+        f"acknowledged it within {timeout} seconds.",
+        required=required,
+        acknowledged=count,
+    )
 
 
 # ---------------------------------------------------------------------------

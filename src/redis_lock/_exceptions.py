@@ -9,7 +9,8 @@ so code written for python-redis-lock 4.x (``except RuntimeError``) keeps workin
         ├── AlreadyStarted
         ├── NotAcquired
         │   ├── AcquireTimeout          (new in 5.0)
-        │   └── LockLost                (new in 5.0)
+        │   ├── LockLost                (new in 5.0)
+        │   └── NotReplicated           (new in 5.0)
         ├── NotExpirable
         ├── InvalidArgument             (new in 5.0; also a ValueError)
         │   ├── TimeoutNotUsable
@@ -35,6 +36,7 @@ __all__ = [
     "LockLost",
     "NotAcquired",
     "NotExpirable",
+    "NotReplicated",
     "RedisLockError",
     "TimeoutNotUsable",
     "TimeoutTooLarge",
@@ -79,6 +81,26 @@ class LockLost(NotAcquired):
 
     .. versionadded:: 5.0
     """
+
+
+class NotReplicated(NotAcquired):
+    """Too few replicas acknowledged a lock just acquired, so it was released again.
+
+    Raised by ``acquire()`` on a lock made with ``wait_replicas``: the lock was
+    taken on the primary, but fewer than ``wait_replicas`` replicas confirmed
+    the write within ``wait_replicas_timeout`` (Redis ``WAIT``). The lock was then
+    released, so this id does not hold it. See :doc:`/cluster`.
+
+    :ivar required: the number of replicas asked for (``wait_replicas``).
+    :ivar acknowledged: the number that acknowledged in time.
+
+    .. versionadded:: 5.0
+    """
+
+    def __init__(self, message: str, *, required: int, acknowledged: int) -> None:
+        super().__init__(message)
+        self.required = required
+        self.acknowledged = acknowledged
 
 
 class AlreadyStarted(RedisLockError):

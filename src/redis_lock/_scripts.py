@@ -9,7 +9,8 @@ Importing this module performs no network I/O.
 :func:`evalsha` is the one place the sync flavour runs a script, and
 :func:`evalsha_async` its asyncio twin: EVALSHA, and on NOSCRIPT (a restarted
 server, SCRIPT FLUSH, a failover to a replica that never saw the script) SCRIPT
-LOAD and one retry.
+LOAD and one retry. :func:`evalsha_then_wait` and :func:`evalsha_then_wait_async`
+run a script and a ``WAIT`` on one connection, for ``wait_replicas``.
 """
 
 from __future__ import annotations
@@ -17,11 +18,12 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from importlib.resources import files
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Any, Final, final
 
 from ._core import is_async_cluster, is_sync_cluster
 
 if TYPE_CHECKING:
+    from ._core import AsyncPipeliningClient, PipeliningClient
     from .typing import AsyncRedisClient, RedisClient
 
 __all__ = [
@@ -34,6 +36,8 @@ __all__ = [
     "Script",
     "evalsha",
     "evalsha_async",
+    "evalsha_then_wait",
+    "evalsha_then_wait_async",
 ]
 
 
@@ -97,3 +101,78 @@ async def evalsha_async(
         return await client.eval(script.source.decode(), len(keys), *keys, *args)
     await client.script_load(script.source)
     return await client.evalsha(script.sha1, len(keys), *keys, *args)
+
+
+def _send_then_wait(
+    client: PipeliningClient,
+    script: Script,
+    keys: tuple[str, ...],
+    args: tuple[str, ...],
+    wait: tuple[int, int],
+) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    pipe.execute_command("EVALSHA", script.sha1, len(keys), *keys, *args)
+    pipe.execute_command("WAIT", *wait)
+    return pipe.execute(raise_on_error=False)
+
+
+def evalsha_then_wait(
+    client: PipeliningClient,
+    script: Script,
+    keys: tuple[str, ...],
+    args: tuple[str, ...],
+    *,
+    replicas: int,
+    timeout_ms: int,
+) -> tuple[object, object]:
+    """Run ``script``, then ``WAIT replicas timeout_ms``, on one connection, in one round trip.
+
+    WAIT counts only the writes made on its own connection, so the two go in one
+    non-transactional pipeline, which holds a single connection for both.
+
+    :returns: the script's reply, and WAIT's: the number of replicas that
+        acknowledged, or the error WAIT replied with (as an exception object).
+        When the script did not write (the lock was busy), WAIT's reply is
+        meaningless; WAIT may then still wait, for earlier writes of that
+        connection, up to ``timeout_ms``.
+    :raises: the script's error, after one SCRIPT LOAD and retry on NOSCRIPT.
+    """
+    reply, acknowledged = _send_then_wait(client, script, keys, args, (replicas, timeout_ms))
+    if is_noscript_error(reply):
+        client.script_load(script.source)
+        reply, acknowledged = _send_then_wait(client, script, keys, args, (replicas, timeout_ms))
+    if isinstance(reply, BaseException):
+        raise reply
+    return reply, acknowledged
+
+
+async def _send_then_wait_async(
+    client: AsyncPipeliningClient,
+    script: Script,
+    keys: tuple[str, ...],
+    args: tuple[str, ...],
+    wait: tuple[int, int],
+) -> list[Any]:
+    pipe = client.pipeline(transaction=False)
+    pipe.execute_command("EVALSHA", script.sha1, len(keys), *keys, *args)
+    pipe.execute_command("WAIT", *wait)
+    return await pipe.execute(raise_on_error=False)
+
+
+async def evalsha_then_wait_async(
+    client: AsyncPipeliningClient,
+    script: Script,
+    keys: tuple[str, ...],
+    args: tuple[str, ...],
+    *,
+    replicas: int,
+    timeout_ms: int,
+) -> tuple[object, object]:
+    """The asyncio twin of :func:`evalsha_then_wait`."""
+    reply, acknowledged = await _send_then_wait_async(client, script, keys, args, (replicas, timeout_ms))
+    if is_noscript_error(reply):
+        await client.script_load(script.source)
+        reply, acknowledged = await _send_then_wait_async(client, script, keys, args, (replicas, timeout_ms))
+    if isinstance(reply, BaseException):
+        raise reply
+    return reply, acknowledged

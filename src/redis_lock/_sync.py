@@ -6,23 +6,20 @@ Decisions live in ``_core``; this module only talks to Redis and waits.
 from __future__ import annotations
 
 import sys
-import threading
 import time as mod_time
-import weakref
 from typing import TYPE_CHECKING
 
 import redis
 
-from . import _core
+from . import _core, _renewal
 from ._core import (
     logger_for_acquire,
     logger_for_refresh_exit,
     logger_for_refresh_shutdown,
     logger_for_refresh_start,
-    logger_for_refresh_thread,
     logger_for_release,
 )
-from ._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, evalsha
+from ._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, evalsha, evalsha_then_wait
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -79,18 +76,31 @@ class Lock:
     :param blocking: whether the ``with`` statement waits for the lock.
     :param timeout: how long the ``with`` statement waits, in seconds (``None``: forever).
         It does not apply to :meth:`acquire`, which takes its own ``timeout``.
+    :param wait_replicas: how many replicas must acknowledge the lock key before
+        :meth:`acquire` returns (Redis ``WAIT``, on the connection that took the
+        lock). If fewer do within ``wait_replicas_timeout``, the lock is released
+        again and :meth:`acquire` raises :class:`~redis_lock.NotReplicated`. This
+        narrows the window in which a failover loses the lock (see :doc:`/cluster`).
+        0, the default, does not wait. Needs a client with ``pipeline()``; not
+        supported on cluster clients yet.
+    :param wait_replicas_timeout: how long :meth:`acquire` waits for those replicas,
+        in seconds (fractions allowed); at most half the client's socket timeout.
     :raises InvalidArgument: (a :class:`ValueError`) for an unusable value.
     :raises InvalidArgumentType: (a :class:`TypeError`) for an argument of the wrong type.
 
     The constructor performs no I/O.
 
     .. versionchanged:: 5.0
-       ``expire`` and ``timeout`` take fractional seconds; the ``timeout`` argument
-       is new; valkey-py clients pass ``strict``.
+       ``expire`` and ``timeout`` take fractional seconds; the ``timeout``,
+       ``wait_replicas`` and ``wait_replicas_timeout`` arguments are new; valkey-py
+       clients pass ``strict``.
     """
 
     _lock_renewal_interval: float | None
-    _lock_renewal_thread: threading.Thread | None
+    #: Not a thread since 5.0: this lock's entry in its client's renewal scheduler
+    #: (:class:`redis_lock._renewal.Renewal`), with the ``is_alive()``/``join()``
+    #: that 4.x code used on the thread; None when the lock is not being renewed.
+    _lock_renewal_thread: _renewal.Renewal | None
 
     def __init__(
         self,
@@ -103,6 +113,8 @@ class Lock:
         signal_expire: int = _core.DEFAULT_SIGNAL_EXPIRE_MS,
         blocking: bool = True,
         timeout: float | None = None,
+        wait_replicas: int = 0,
+        wait_replicas_timeout: float = 1.0,
     ) -> None:
         settings = _core.lock_settings(
             redis_client,
@@ -116,6 +128,8 @@ class Lock:
             timeout=timeout,
             accepted=_sync_client_types(),
             flavour="sync",
+            wait_replicas=wait_replicas,
+            wait_replicas_timeout=wait_replicas_timeout,
         )
         # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set).
         self._client = redis_client
@@ -127,9 +141,13 @@ class Lock:
         self._lock_renewal_interval = settings.renewal_interval
         self._timeout = settings.timeout
         self._wait_chunk = settings.wait_chunk
+        self._wait_replicas = settings.wait_replicas
+        self._wait_replicas_timeout = settings.wait_replicas_timeout
+        # The client again, typed for pipelines, when acquire must WAIT for replicas.
+        self._replicated_client: _core.PipeliningClient | None = (
+            redis_client if settings.wait_replicas and _core.supports_pipeline(redis_client) else None
+        )
         self._lock_renewal_thread = None
-        self._lock_renewal_stop: threading.Event | None = None
-        self._lock_renewal_finalizer: weakref.finalize[[], Lock] | None = None
         self._lease_deadline = 0.0
         self._lost: BaseException | None = None
 
@@ -176,10 +194,18 @@ class Lock:
         :raises InvalidTimeout: negative, non-finite or above 10**9 s ``timeout``.
         :raises InvalidArgumentType: (a :class:`TypeError`) ``blocking`` is not a bool, or ``timeout`` not a number.
         :raises TimeoutTooLarge: ``timeout`` greater than ``expire`` without auto-renewal.
+        :raises NotReplicated: (a :class:`NotAcquired`) with ``wait_replicas``: the lock
+            was taken, but too few replicas acknowledged it in time, so it was released
+            again. Each attempt may then take up to ``wait_replicas_timeout`` longer.
+
+        A wait cut short by a failover (the server force-unblocks it with
+        ``UNBLOCKED``, or drops the connection) counts as a wake-up: the lock is
+        tried again at once, and an error then propagates.
 
         .. versionchanged:: 5.0
            One round trip when the lock is free; fractional timeouts; a waiter wakes
-           when the holder's key expires; waits survive the client's socket timeout.
+           when the holder's key expires; waits survive the client's socket timeout
+           and a failover.
         """
         request = _core.prepare_acquire(
             blocking=blocking,
@@ -192,14 +218,29 @@ class Lock:
             now=mod_time.monotonic(),
         )
         logger_for_acquire.debug("Acquiring Lock(%r) ...", self._name)
+        interrupted = False
         while True:
             sent = mod_time.monotonic()
-            reply = evalsha(self._client, ACQUIRE, request.keys, request.args)
+            reply = self._try_acquire(request)
             step = _core.next_acquire_step(reply, request, now=mod_time.monotonic(), chunk=self._wait_chunk)
             if not isinstance(step, _core.WaitPlan):
                 break
-            if step.blpop and self._client.blpop([self._signal], step.blpop):
-                continue  # woken by a release or reset: try again at once
+            if step.blpop:
+                try:
+                    woken = self._client.blpop([self._signal], step.blpop)
+                except Exception as exc:
+                    # A failover cut the wait short: try again at once, as on a
+                    # wake-up, but never twice in a row (no spinning on a broken wait).
+                    if interrupted or not _core.is_interrupted_wait(exc):
+                        raise
+                    interrupted = True
+                    logger_for_acquire.warning(
+                        "Waiting for Lock(%r) was interrupted (%r); trying again.", self._name, exc
+                    )
+                    continue
+                interrupted = False
+                if woken:
+                    continue  # woken by a release or reset: try again at once
             if step.sleep_until is not None:
                 mod_time.sleep(max(0.0, step.sleep_until - mod_time.monotonic()))
         if not step:
@@ -212,6 +253,40 @@ class Lock:
         if _core.renews(self._lock_renewal_interval, self._expire):
             self._start_lock_renewer()
         return True
+
+    def _try_acquire(self, request: _core.AcquireRequest) -> object:
+        """Run acquire.lua once; with ``wait_replicas``, WAIT for the replicas too.
+
+        The WAIT goes on the script's connection, in the same round trip. A lock
+        taken but acknowledged by too few replicas is released again before the
+        error propagates; if that release fails too, its error propagates instead,
+        with the first as its context, and the key lives until it expires.
+        """
+        client = self._replicated_client
+        if client is None:
+            return evalsha(self._client, ACQUIRE, request.keys, request.args)
+        reply, acknowledged = evalsha_then_wait(
+            client,
+            ACQUIRE,
+            request.keys,
+            request.args,
+            replicas=self._wait_replicas,
+            timeout_ms=_core.to_ms(self._wait_replicas_timeout),
+        )
+        error = _core.replication_error(
+            reply,
+            acknowledged,
+            required=self._wait_replicas,
+            timeout=self._wait_replicas_timeout,
+            lock_key=self._name,
+        )
+        if error is None:
+            return reply
+        logger_for_acquire.warning("Releasing Lock(%r): too few replicas acknowledged it.", self._name)
+        try:
+            raise error
+        finally:
+            evalsha(self._client, UNLOCK, (self._name, self._signal), (self._id, str(self._signal_expire)))
 
     def extend(self, expire: float | None = None) -> None:
         """Reset the lock's expiry to ``expire`` seconds (default: the constructor's ``expire``).
@@ -305,48 +380,21 @@ class Lock:
                 exc_value.add_note(_core.exit_release_failed_note(self._name, release_error))
 
     # -- auto-renewal ------------------------------------------------------------
+    #
+    # One daemon thread per client object renews all of that client's locks,
+    # pipelining the extends that fall due together (see ``_renewal``). The 4.x
+    # log messages still say "renewal thread": they are emitted per lock, at the
+    # same moments as when each lock had a thread of its own.
 
-    @staticmethod
-    def _lock_renewer(name: str, lockref: weakref.ref[Lock], interval: float, stop: threading.Event) -> None:
-        """Renew the lock every ``interval`` seconds until ``stop`` is set or the lock is collected."""
-        while True:
-            stopped = stop.wait(timeout=interval)
-            lock = lockref()
-            if lock is None:
-                # Also reached at once when the lock is collected: its finalizer sets ``stop``.
-                logger_for_refresh_thread.debug("Stopping loop because Lock(%r) was garbage collected.", name)
-                break
-            if stopped:
-                break
-            logger_for_refresh_thread.debug("Refreshing Lock(%r).", name)
-            keep_going = lock._renew(stop)
-            del lock
-            if not keep_going:
-                break
-        logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", name)
+    def _renew(self) -> None:
+        """Extend once for auto-renewal, when the scheduler cannot pipeline this lock's extend.
 
-    def _renew(self, stop: threading.Event) -> bool:
-        """Extend once, retrying errors until the lease runs out. False when renewal must stop."""
-        delay = _core.RENEWAL_RETRY_DELAY
-        while True:
-            try:
-                self.extend(expire=self._expire)
-            except Exception as exc:
-                outcome = _core.renewal_outcome(
-                    exc,
-                    lock_key=self._name,
-                    now=mod_time.monotonic(),
-                    lease_deadline=self._lease_deadline,
-                    delay=delay,
-                )
-                if outcome.lost:
-                    self._lost = exc
-                logger_for_refresh_thread.log(outcome.level, outcome.message, *outcome.args)
-                if outcome.retry_in is None or stop.wait(outcome.retry_in):
-                    return False
-                delay = outcome.next_delay
-            else:
-                return True
+        That is for a client without ``pipeline()``, a cluster client (whose
+        pipelines refuse EVALSHA), or a subclass that overrides :meth:`extend`
+        (which renewal then calls, as 4.x did). Errors propagate:
+        the scheduler retries them until the lease runs out.
+        """
+        self.extend(expire=self._expire)
 
     def _start_lock_renewer(self) -> None:
         interval = _core.check_renewal_interval(self._lock_renewal_interval)
@@ -354,35 +402,17 @@ class Lock:
         logger_for_refresh_start.debug(
             "Starting renewal thread for Lock(%r). Refresh interval: %s seconds.", self._name, interval
         )
-        stop = threading.Event()
-        thread = threading.Thread(
-            target=self._lock_renewer,
-            name=f"redis_lock.refresh {self._name}",
-            kwargs={"name": self._name, "lockref": weakref.ref(self), "interval": interval, "stop": stop},
-            daemon=True,
-        )
-        # When the lock is collected, wake the thread at once instead of at its next interval.
-        self._lock_renewal_finalizer = weakref.finalize(self, stop.set)
-        self._lock_renewal_stop = stop
-        self._lock_renewal_thread = thread
-        thread.start()
+        pipelined = type(self).extend is Lock.extend and type(self)._renew is Lock._renew
+        self._lock_renewal_thread = _renewal.renew(self, interval, pipelined=pipelined)
 
     def _stop_lock_renewer(self) -> None:
-        thread, stop = self._lock_renewal_thread, self._lock_renewal_stop
-        self._lock_renewal_thread = self._lock_renewal_stop = None
-        if thread is None or stop is None:
+        renewal, self._lock_renewal_thread = self._lock_renewal_thread, None
+        if renewal is None or not renewal.is_alive():
             return
-        if self._lock_renewal_finalizer is not None:
-            self._lock_renewal_finalizer.detach()
-            self._lock_renewal_finalizer = None
-        if thread.is_alive():
-            logger_for_refresh_shutdown.debug("Signaling renewal thread for Lock(%r) to exit.", self._name)
-            stop.set()
-            if thread is not threading.current_thread():
-                thread.join()
-            logger_for_refresh_exit.debug("Renewal thread for Lock(%r) exited.", self._name)
-        else:
-            stop.set()
+        logger_for_refresh_shutdown.debug("Signaling renewal thread for Lock(%r) to exit.", self._name)
+        # Waits for an extend of this lock in flight, so none lands after the release.
+        renewal.stop()
+        logger_for_refresh_exit.debug("Renewal thread for Lock(%r) exited.", self._name)
 
 
 def reset_all(redis_client: RedisClient, signal_expire: int = _core.DEFAULT_SIGNAL_EXPIRE_MS) -> int:

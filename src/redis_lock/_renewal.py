@@ -1,0 +1,867 @@
+"""Auto-renewal for many locks: one scheduler per client, pipelined extends.
+
+Every auto-renewed lock of a process is an entry in the schedule of its
+client object: a daemon thread per client for :class:`~redis_lock.Lock`, and
+a task per (event loop, client) for :class:`~redis_lock.AsyncLock`. A
+scheduler sleeps until the earliest entry falls due, then extends every entry
+due by then (or due a little later, see :data:`BATCH_WINDOW_FRACTION`) with
+one ``pipeline(transaction=False)`` of ``EVALSHA extend`` per
+:data:`PIPELINE_CHUNK` locks, so renewing N locks costs one thread, one
+connection and one round trip per batch, not N of each::
+
+    scheduler (one per client)                    Redis
+      |  sleep until the first entry is due          |
+      |-- pipeline: EVALSHA extend x N ------------>|
+      |<-- N replies -------------------------------|
+      |  per lock (decided by _core): extended -> due again in `interval`;
+      |  error -> retry after a growing pause until the lease ends -> lost
+
+Separate schedulers per client keep a slow or unreachable server from
+delaying the locks of other clients. A client without ``pipeline()``, a
+cluster client (redis-py's and valkey-py's cluster pipelines refuse EVALSHA),
+or a lock class that overrides ``extend``, is renewed one call per lock
+(through the lock's ``_renew``), on the same schedule.
+
+A scheduler never keeps a lock alive: an entry holds a weak reference whose
+callback (which may run in any thread, during garbage collection) only posts
+to the scheduler (:class:`queue.SimpleQueue` is reentrant; asyncio via
+``call_soon_threadsafe``), and the I/O runs on plain data (:class:`_Job`), so
+that an error a lost lock keeps does not keep the other locks of its batch
+alive through its traceback. Entries are removed lazily from the heap. A
+scheduler ends when it has no live entry; in a forked child the schedulers
+of the parent are forgotten (their threads did not survive the fork) and new
+ones start on demand; the child does not renew the locks it inherited, as in
+4.x, whose renewal thread did not survive a fork either.
+
+Nothing here decides a lock's fate: :func:`redis_lock._core.check_extend_reply`
+and :func:`redis_lock._core.renewal_outcome` do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import math
+import os
+import queue
+import threading
+import time as mod_time
+import traceback
+import weakref
+from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, final
+
+from . import _core
+from ._core import logger_for_refresh_thread
+from ._exceptions import RedisLockError
+from ._scripts import EXTEND, is_noscript_error
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from ._async import AsyncLock
+    from ._sync import Lock
+
+__all__ = ["AsyncRenewal", "Renewal", "renew", "renew_async"]
+
+#: An entry may be renewed up to this fraction of its interval early, to share a batch.
+BATCH_WINDOW_FRACTION: Final = 0.1
+#: ... but never more than this many seconds early.
+BATCH_WINDOW_MAX: Final = 1.0
+#: Extends sent in one pipeline; a larger batch is sent as several pipelines in a row.
+PIPELINE_CHUNK: Final = 1000
+#: Per-lock extends (clients without pipelines) an asyncio scheduler runs at once.
+ASYNC_PER_LOCK_CONCURRENCY: Final = 32
+
+_L = TypeVar("_L", "Lock", "AsyncLock")
+_E = TypeVar("_E", "Renewal", "AsyncRenewal")
+
+#: One renewal attempt's result: the error it raised (None: extended) and, for a
+#: pipelined extend, the lock's new lease deadline (a per-lock ``extend()`` sets it itself).
+_Result = tuple[Exception | None, float | None]
+#: One extend to send: the lock's index in its batch, extend.lua's KEYS and ARGV, the lifetime it sets.
+_Command = tuple[int, tuple[str, str, str], float]
+
+_ADD: Final = 0
+_COLLECTED: Final = 1
+_WAKE: Final = 2
+
+
+class _Pipeline(Protocol):
+    def evalsha(self, sha: str, numkeys: int, /, *keys_and_args: str) -> object: ...
+    def execute(self, raise_on_error: bool = ...) -> list[object]: ...
+
+
+class _AsyncPipeline(Protocol):
+    def evalsha(self, sha: str, numkeys: int, /, *keys_and_args: str) -> object: ...
+    def execute(self, raise_on_error: bool = ...) -> Awaitable[list[object]]: ...
+
+
+class _Entry(Generic[_L]):
+    """One held lock in a schedule. Touched by its scheduler, and by ``stop`` from the lock's side."""
+
+    __slots__ = (
+        "delay",
+        "due",
+        "finished",
+        "in_flight",
+        "interval",
+        "key",
+        "pipelined",
+        "ref",
+        "retrying",
+        "seq",
+        "window",
+    )
+
+    def __init__(self, lock: _L, interval: float, pipelined: bool) -> None:
+        self.key = lock._name
+        self.interval = interval
+        self.window = min(interval * BATCH_WINDOW_FRACTION, BATCH_WINDOW_MAX)
+        self.due = mod_time.monotonic() + interval
+        self.delay = _core.RENEWAL_RETRY_DELAY
+        self.retrying = False
+        self.finished = False
+        self.in_flight = False
+        self.seq = -1
+        self.pipelined = pipelined
+        self.ref: weakref.ref[_L] = weakref.ref(lock, self._collected)
+
+    @property
+    def name(self) -> str:
+        """The name 4.x gave the lock's renewal thread."""
+        return f"redis_lock.refresh {self.key}"
+
+    def _collected(self, ref: weakref.ref[_L]) -> None:
+        raise NotImplementedError
+
+
+def _settle(entry: _Entry[Any], lock: Lock | AsyncLock, result: _Result, now: float) -> bool:
+    """Apply one renewal attempt's ``result`` (at ``now``) to its lock and entry, and log it.
+
+    :returns: whether renewal goes on (``entry.due`` is then set); False when it must stop.
+    """
+    error, deadline = result
+    if error is None:
+        if deadline is not None:
+            lock._lease_deadline = deadline
+        entry.delay = _core.RENEWAL_RETRY_DELAY
+        entry.retrying = False
+        entry.due = now + entry.interval
+        return True
+    # A lost lock keeps its error (the cause of its LockLost), and a handler may keep
+    # a log record with it. Its frames hold at most the lock being renewed (see
+    # _Job); clear their locals anyway, so that neither keeps a lock alive.
+    traceback.clear_frames(error.__traceback__)
+    outcome = _core.renewal_outcome(
+        error, lock_key=entry.key, now=now, lease_deadline=lock._lease_deadline, delay=entry.delay
+    )
+    logger_for_refresh_thread.log(outcome.level, outcome.message, *outcome.args)
+    if outcome.lost:
+        lock._lost = error
+    if outcome.retry_in is None:
+        logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", entry.key)
+        return False
+    entry.delay = outcome.next_delay
+    entry.retrying = True
+    entry.due = now + outcome.retry_in
+    return True
+
+
+def _log_collected(entry: _Entry[Any]) -> None:
+    logger_for_refresh_thread.debug("Stopping loop because Lock(%r) was garbage collected.", entry.key)
+    logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", entry.key)
+
+
+def _extend_args(lock: Lock | AsyncLock) -> tuple[tuple[str, str, str], float]:
+    """The KEYS and ARGV of extend.lua for a renewal of ``lock``, and the lifetime it sets."""
+    seconds = _core.extend_seconds(lock._expire, lock._expire)
+    return (lock._name, lock._id, str(_core.to_ms(seconds))), seconds
+
+
+# How a job is sent.
+_PIPELINED: Final = 0
+_ONE_BY_ONE: Final = 1
+_SETTLED: Final = 2
+
+
+@final
+class _Job(Generic[_E]):
+    """One lock's renewal in a batch, as data.
+
+    The I/O runs on jobs, never on the locks: a renewal error keeps the frames
+    it passed through (and, through ``f_back``, their callers, with their
+    locals) alive as long as the error lives, and a lost lock keeps its error.
+    So no frame that sends holds a strong reference to a lock, except the
+    one-call-per-lock path's to the lock it renews.
+    """
+
+    __slots__ = ("args", "client", "entry", "how", "result", "seconds")
+
+    def __init__(self, entry: _E, client: object, how: int) -> None:
+        self.entry: _E = entry
+        self.client = client
+        self.how = how
+        self.args: tuple[str, str, str] = ("", "", "")
+        self.seconds = 0.0
+        self.result: _Result = (None, None)
+
+
+def _job(entry: _E, unpipelined: set[int]) -> _Job[_E] | None:
+    """The job renewing ``entry``'s lock now; None if the lock was garbage collected."""
+    lock = entry.ref()
+    if lock is None:
+        return None
+    client = lock._client
+    if not entry.pipelined or id(client) in unpipelined or _pipeline_factory(client) is None:
+        return _Job(entry, client, _ONE_BY_ONE)
+    job = _Job(entry, client, _PIPELINED)
+    try:
+        job.args, job.seconds = _extend_args(lock)
+    except Exception as exc:
+        job.how, job.result = _SETTLED, (exc, None)
+    return job
+
+
+def _renew_by_ref(entry: _Entry[Lock]) -> _Result:
+    """Renew ``entry``'s lock with one call of its ``_renew`` (which sets the lease itself)."""
+    lock = entry.ref()
+    if lock is not None:
+        try:
+            lock._renew()
+        except Exception as exc:
+            return exc, None
+    return None, None  # extended, or collected meanwhile (settling tells)
+
+
+async def _renew_by_ref_async(entry: _Entry[AsyncLock]) -> _Result:
+    """The asyncio twin of :func:`_renew_by_ref`."""
+    lock = entry.ref()
+    if lock is not None:
+        try:
+            await lock._renew()
+        except Exception as exc:
+            return exc, None
+    return None, None
+
+
+def _read_replies(replies: Sequence[object], jobs: Sequence[_Job[_E]], sent: float) -> list[_Job[_E]]:
+    """Set each job's result from its reply in a pipeline; return those the server lacked the script for."""
+    if len(replies) != len(jobs):
+        error = RedisLockError(
+            f"Unexpected reply from a pipeline: {len(replies)} replies to {len(jobs)} commands"
+        )
+        for job in jobs:
+            job.result = (error, None)
+        return []
+    noscript: list[_Job[_E]] = []
+    for job, reply in zip(jobs, replies, strict=True):
+        if isinstance(reply, Exception):
+            if is_noscript_error(reply):
+                noscript.append(job)
+            job.result = (reply, None)
+            continue
+        try:
+            _core.check_extend_reply(reply, job.args[0])
+        except RedisLockError as exc:
+            job.result = (exc, None)
+        else:
+            job.result = (None, _core.lease_end(sent, job.seconds, 0.0))
+    return noscript
+
+
+def _fail(jobs: Sequence[_Job[Any]], error: Exception) -> None:
+    for job in jobs:
+        job.result = (error, None)
+
+
+def _pipelined(client: Any, factory: Callable[..., _Pipeline], jobs: Sequence[_Job[Renewal]]) -> bool:
+    """Run ``jobs`` in one pipeline; on NOSCRIPT, load the script and resend those once.
+
+    :returns: False if the client refused to build the pipeline (nothing was sent).
+    """
+    pending = jobs
+    reloaded = False
+    while pending:
+        try:
+            pipe = factory(transaction=False)
+            for job in pending:
+                pipe.evalsha(EXTEND.sha1, 1, *job.args)
+        except Exception:
+            return reloaded  # refused before any I/O: this client cannot pipeline EVALSHA
+        sent = mod_time.monotonic()
+        try:
+            replies = pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            _fail(pending, exc)
+            break
+        pending = _read_replies(replies, pending, sent)
+        if not pending or reloaded:
+            break
+        reloaded = True
+        try:
+            client.script_load(EXTEND.source)
+        except Exception as exc:
+            _fail(pending, exc)
+            break
+    return True
+
+
+async def _pipelined_async(
+    client: Any, factory: Callable[..., _AsyncPipeline], jobs: Sequence[_Job[AsyncRenewal]]
+) -> bool:
+    """The asyncio twin of :func:`_pipelined`."""
+    pending = jobs
+    reloaded = False
+    while pending:
+        try:
+            pipe = factory(transaction=False)
+            for job in pending:
+                pipe.evalsha(EXTEND.sha1, 1, *job.args)
+        except Exception:
+            return reloaded
+        sent = mod_time.monotonic()
+        try:
+            replies = await pipe.execute(raise_on_error=False)
+        except Exception as exc:
+            _fail(pending, exc)
+            break
+        pending = _read_replies(replies, pending, sent)
+        if not pending or reloaded:
+            break
+        reloaded = True
+        try:
+            await client.script_load(EXTEND.source)
+        except Exception as exc:
+            _fail(pending, exc)
+            break
+    return True
+
+
+def _group(jobs: Sequence[_Job[_E]]) -> tuple[dict[int, list[_Job[_E]]], list[_Job[_E]]]:
+    """Split a batch into pipelines (by client) and one-call-per-lock jobs."""
+    groups: dict[int, list[_Job[_E]]] = {}
+    one_by_one: list[_Job[_E]] = []
+    for job in jobs:
+        if job.how == _PIPELINED:
+            groups.setdefault(id(job.client), []).append(job)
+        elif job.how == _ONE_BY_ONE:
+            one_by_one.append(job)
+    return groups, one_by_one
+
+
+def _pipeline_factory(client: object) -> Any:
+    """The client's ``pipeline`` method, or None to renew its locks one call each.
+
+    Cluster clients get None: redis-py's and valkey-py's cluster pipelines refuse
+    EVALSHA, and their per-lock extend sends EVAL on NOSCRIPT to the key's node.
+    """
+    factory = getattr(client, "pipeline", None)
+    if not callable(factory) or _core.is_cluster_client(client):
+        return None
+    return factory
+
+
+def _client_label(client: object) -> str:
+    # Never the client's repr: it may show connection details.
+    return f"{type(client).__qualname__}@{id(client):#x}"
+
+
+# ---------------------------------------------------------------------------
+# The registry of schedulers, per process.
+
+
+class _Registry:
+    """Every running scheduler of this process, by client (and event loop)."""
+
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        # Reentrant: a finalizer (a __del__ that acquires a lock) may run while it is held.
+        self.lock = threading.RLock()
+        self.threads: dict[int, _Scheduler] = {}
+        self.tasks: dict[tuple[int, int], _AsyncScheduler] = {}
+
+    def check_pid(self) -> None:
+        """Forget the schedulers of the parent in a forked child (their threads are gone).
+
+        Runs after every fork (``os.register_at_fork``) and before every registration,
+        so a child never waits for a thread it did not inherit, nor for a lock that
+        thread held at the fork.
+        """
+        if self.pid != os.getpid():
+            self.pid = os.getpid()
+            self.lock = threading.RLock()
+            self.threads = {}
+            self.tasks = {}
+
+
+_registry: Final = _Registry()
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_registry.check_pid)
+
+
+# ---------------------------------------------------------------------------
+# Threads, for Lock.
+
+
+@final
+class Renewal(_Entry["Lock"]):
+    """A :class:`~redis_lock.Lock`'s place in its client's renewal schedule, held in ``_lock_renewal_thread``.
+
+    It offers the part of :class:`threading.Thread` that 4.x code used on the
+    renewal thread (``is_alive()``, ``join()``, ``name``, ``daemon``), about
+    this lock's renewal: alive while the lock is being renewed.
+    """
+
+    __slots__ = ("_scheduler",)
+
+    daemon: Final = True
+
+    def __init__(self, scheduler: _Scheduler, lock: Lock, interval: float, pipelined: bool) -> None:
+        super().__init__(lock, interval, pipelined)
+        self._scheduler = scheduler
+
+    @property
+    def ident(self) -> int | None:
+        """The ident of the thread that renews this lock (shared by its client's locks)."""
+        return self._scheduler.thread.ident
+
+    def is_alive(self) -> bool:
+        """True while this lock is being renewed (in this process)."""
+        return not self.finished and self._scheduler.pid == os.getpid()
+
+    def join(self, timeout: float | None = None) -> None:
+        """Wait until this lock's renewal has ended and no renewal of it is in flight."""
+        scheduler = self._scheduler
+        if scheduler.pid != os.getpid() or threading.current_thread() is scheduler.thread:
+            return
+        with scheduler.cond:
+            scheduler.cond.wait_for(lambda: self.finished and not self.in_flight, timeout)
+
+    def stop(self) -> bool:
+        """End this lock's renewal; wait for an extend of it in flight. False if it had already ended."""
+        scheduler = self._scheduler
+        if scheduler.pid != os.getpid():
+            return False  # a forked child: the parent's scheduler does not run here
+        with scheduler.cond:
+            if self.finished:
+                return False
+            self.finished = True
+            scheduler.live -= 1
+            if threading.current_thread() is not scheduler.thread:
+                scheduler.cond.wait_for(lambda: not self.in_flight)
+            logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", self.key)
+        scheduler.inbox.put((_WAKE, self))
+        return True
+
+    def _collected(self, ref: weakref.ref[Lock]) -> None:
+        # Any thread, during garbage collection, maybe inside the scheduler's own
+        # critical section: SimpleQueue.put is reentrant, a lock would not be.
+        self._scheduler.inbox.put((_COLLECTED, self))
+
+
+@final
+class _Scheduler:
+    """The daemon thread renewing every auto-renewed :class:`~redis_lock.Lock` of one client."""
+
+    def __init__(self, key: int, label: str) -> None:
+        self.key = key
+        self.pid = os.getpid()
+        self.cond = threading.Condition(threading.RLock())
+        self.inbox: queue.SimpleQueue[tuple[int, Renewal]] = queue.SimpleQueue()
+        #: Entries not finished; guarded by ``cond`` (and the registry's lock to grow from 0).
+        self.live = 0
+        self.closed = False
+        self._heap: list[tuple[float, int, Renewal]] = []
+        self._seq = itertools.count()
+        #: Clients (by id) whose pipelines refused EVALSHA: renewed one call per lock.
+        self._unpipelined: set[int] = set()
+        self.thread = threading.Thread(target=self._run, name=f"redis_lock.refresh {label}", daemon=True)
+
+    def _push(self, entry: Renewal) -> None:
+        entry.seq = seq = next(self._seq)
+        heapq.heappush(self._heap, (entry.due, seq, entry))
+
+    def _run(self) -> None:
+        while True:
+            # First, as the last entry may have ended in the previous round (lost, not expirable).
+            if not self.live and self._close():
+                return
+            timeout = max(0.0, self._heap[0][0] - mod_time.monotonic()) if self._heap else None
+            try:
+                message: tuple[int, Renewal] | None = self.inbox.get(timeout=timeout)
+            except queue.Empty:
+                message = None
+            while message is not None:
+                self._receive(*message)
+                try:
+                    message = self.inbox.get_nowait()
+                except queue.Empty:
+                    message = None
+            if not self.live and self._close():
+                return
+            try:
+                self._renew_due()
+            except Exception:  # a bug here must not end renewal for every lock of the client
+                logger_for_refresh_thread.exception("Renewal failed unexpectedly; it goes on.")
+
+    def _receive(self, kind: int, entry: Renewal) -> None:
+        if kind == _ADD:
+            if not entry.finished:
+                self._push(entry)
+        elif kind == _COLLECTED:
+            self._finish_collected(entry)
+
+    def _finish_collected(self, entry: Renewal) -> None:
+        with self.cond:
+            if entry.finished or entry.ref() is not None:
+                return
+            _log_collected(entry)
+            entry.finished = True
+            self.live -= 1
+            self.cond.notify_all()
+
+    def _close(self) -> bool:
+        with _registry.lock, self.cond:
+            if self.live or not self.inbox.empty():
+                return False
+            self.closed = True
+            if _registry.threads.get(self.key) is self:
+                del _registry.threads[self.key]
+        self._heap.clear()  # stale entries only; a lock may keep this (closed) scheduler
+        return True
+
+    def _renew_due(self) -> None:
+        heap = self._heap
+        now = mod_time.monotonic()
+        due: list[Renewal] = []
+        while heap:
+            when, seq, entry = heap[0]
+            if entry.seq != seq or entry.finished:
+                heapq.heappop(heap)  # stale: rescheduled, stopped or collected since
+                continue
+            if when > now + (0.0 if entry.retrying else entry.window):
+                break
+            heapq.heappop(heap)
+            due.append(entry)
+        if not due:
+            return
+        jobs = self._jobs(due)
+        for job in jobs:
+            if not job.entry.retrying:
+                logger_for_refresh_thread.debug("Refreshing Lock(%r).", job.entry.key)
+        try:
+            self._send(jobs)
+        except Exception as exc:  # not expected: _send turns errors into results
+            _fail(jobs, exc)
+        self._settle_all(jobs)
+        jobs.clear()
+
+    def _jobs(self, due: list[Renewal]) -> list[_Job[Renewal]]:
+        jobs: list[_Job[Renewal]] = []
+        with self.cond:
+            for entry in due:
+                if entry.finished:
+                    continue
+                job = _job(entry, self._unpipelined)
+                if job is None:
+                    self._finish_collected(entry)
+                    continue
+                entry.in_flight = True
+                jobs.append(job)
+        return jobs
+
+    def _send(self, jobs: list[_Job[Renewal]]) -> None:
+        groups, one_by_one = _group(jobs)
+        for group in groups.values():
+            client = group[0].client
+            factory = _pipeline_factory(client)
+            for first in range(0, len(group), PIPELINE_CHUNK):
+                if not _pipelined(client, factory, group[first : first + PIPELINE_CHUNK]):
+                    self._unpipelined.add(id(client))
+                    one_by_one.extend(group[first:])
+                    break
+        for job in one_by_one:
+            job.result = _renew_by_ref(job.entry)
+
+    def _settle_all(self, jobs: list[_Job[Renewal]]) -> None:
+        now = mod_time.monotonic()
+        with self.cond:
+            for job in jobs:
+                entry = job.entry
+                entry.in_flight = False
+                if entry.finished:
+                    continue  # stopped meanwhile: the lock's state is no longer ours to change
+                lock = entry.ref()
+                if lock is None:
+                    self._finish_collected(entry)
+                elif _settle(entry, lock, job.result, now):
+                    self._push(entry)
+                else:
+                    entry.finished = True
+                    self.live -= 1
+            self.cond.notify_all()
+
+
+def renew(lock: Lock, interval: float, *, pipelined: bool) -> Renewal:
+    """Renew ``lock`` every ``interval`` seconds from its client's scheduler thread, started if needed.
+
+    :param pipelined: whether its extends may be pipelined (False: call ``lock._renew()``).
+    """
+    _registry.check_pid()
+    client = lock._client
+    with _registry.lock:
+        scheduler = _registry.threads.get(id(client))
+        start = scheduler is None or scheduler.closed
+        if scheduler is None or start:
+            scheduler = _registry.threads[id(client)] = _Scheduler(id(client), _client_label(client))
+        entry = Renewal(scheduler, lock, interval, pipelined)
+        with scheduler.cond:
+            scheduler.live += 1
+        scheduler.inbox.put((_ADD, entry))
+        if start:
+            try:
+                scheduler.thread.start()
+            except BaseException:  # e.g. RuntimeError at interpreter shutdown: leave no dead scheduler behind
+                scheduler.closed = True
+                del _registry.threads[id(client)]
+                raise
+    return entry
+
+
+# ---------------------------------------------------------------------------
+# Tasks, for AsyncLock.
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        return None
+
+
+@final
+class AsyncRenewal(_Entry["AsyncLock"]):
+    """An :class:`~redis_lock.AsyncLock`'s place in its (event loop, client) renewal schedule.
+
+    ``future`` (held in the lock's ``_lock_renewal_task``) is done once this
+    lock's renewal has ended and no renewal of it is in flight.
+    """
+
+    __slots__ = ("_scheduler", "future")
+
+    def __init__(self, scheduler: _AsyncScheduler, lock: AsyncLock, interval: float, pipelined: bool) -> None:
+        super().__init__(lock, interval, pipelined)
+        self._scheduler = scheduler
+        self.future: asyncio.Future[None] = scheduler.loop.create_future()
+
+    def is_alive(self) -> bool:
+        return not self.finished and self._scheduler.pid == os.getpid()
+
+    def stop(self) -> bool:
+        """End this lock's renewal, from any thread. False if it had already ended."""
+        if self.finished or self._scheduler.pid != os.getpid():
+            return False
+        # From now on the scheduler ignores results for this entry.
+        self.finished = True
+        logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", self.key)
+        loop = self._scheduler.loop
+        if _running_loop() is loop:
+            self._scheduler.forget(self)
+        else:
+            # RuntimeError: the loop is closed, so its scheduler will never run again anyway.
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(self._scheduler.forget, self)
+        return True
+
+    async def wait_stopped(self) -> None:
+        """Wait until no renewal of this lock is in flight (only on the scheduler's own loop)."""
+        if not self.future.done() and self.future.get_loop() is asyncio.get_running_loop():
+            # asyncio.wait neither raises the future's outcome nor swallows a cancellation.
+            await asyncio.wait((self.future,))
+
+    def _collected(self, ref: weakref.ref[AsyncLock]) -> None:
+        with contextlib.suppress(RuntimeError):
+            self._scheduler.loop.call_soon_threadsafe(self._scheduler.collected, self)
+
+
+@final
+class _AsyncScheduler:
+    """The task renewing every auto-renewed :class:`~redis_lock.AsyncLock` of one client on one loop."""
+
+    def __init__(self, key: tuple[int, int], loop: asyncio.AbstractEventLoop, label: str) -> None:
+        self.key = key
+        self.loop = loop
+        self.pid = os.getpid()
+        self.live = 0
+        self.closed = False
+        self._heap: list[tuple[float, int, AsyncRenewal]] = []
+        self._seq = itertools.count()
+        self._unpipelined: set[int] = set()
+        self._in_flight: list[AsyncRenewal] = []
+        self._wakeup: asyncio.Future[None] | None = None
+        self._sleeping_until = -math.inf
+        self.task = loop.create_task(self._run(), name=f"redis_lock.refresh {label}")
+
+    def add(self, entry: AsyncRenewal) -> None:
+        self.live += 1
+        self._push(entry)
+        if entry.due < self._sleeping_until:
+            self._wake()
+
+    def forget(self, entry: AsyncRenewal) -> None:
+        """Account for an entry that ``stop`` or the scheduler finished (on the loop)."""
+        self.live -= 1
+        if not entry.in_flight:
+            _resolve(entry.future)
+        if not self.live:
+            self._wake()
+
+    def collected(self, entry: AsyncRenewal) -> None:
+        if entry.finished or entry.ref() is not None:
+            return
+        _log_collected(entry)
+        entry.finished = True
+        self.forget(entry)
+
+    def _push(self, entry: AsyncRenewal) -> None:
+        entry.seq = seq = next(self._seq)
+        heapq.heappush(self._heap, (entry.due, seq, entry))
+
+    def _wake(self) -> None:
+        if self._wakeup is not None and not self._wakeup.done():
+            self._wakeup.set_result(None)
+
+    async def _sleep(self, seconds: float | None) -> None:
+        """Sleep ``seconds`` (None: until woken); :meth:`add` and :meth:`forget` may wake it earlier."""
+        self._wakeup = wakeup = self.loop.create_future()
+        timer = None
+        if seconds is None:
+            self._sleeping_until = math.inf
+        else:
+            self._sleeping_until = mod_time.monotonic() + seconds
+            timer = self.loop.call_later(seconds, _resolve, wakeup)
+        try:
+            await wakeup
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._wakeup = None
+            self._sleeping_until = -math.inf
+
+    async def _run(self) -> None:
+        try:
+            while self.live:
+                heap = self._heap
+                while heap and (heap[0][2].seq != heap[0][1] or heap[0][2].finished):
+                    heapq.heappop(heap)
+                if not heap:
+                    await self._sleep(None)  # until an entry is added, or the last one ends
+                    continue
+                delay = heap[0][0] - mod_time.monotonic()
+                if delay > 0:
+                    await self._sleep(delay)
+                    continue
+                try:
+                    await self._renew_due()
+                except Exception:  # a bug here must not end renewal for every lock of the client
+                    logger_for_refresh_thread.exception("Renewal failed unexpectedly; it goes on.")
+        finally:
+            # Ended (or cancelled, as when the loop shuts down): end every entry still scheduled.
+            self.closed = True
+            if _registry.tasks.get(self.key) is self:
+                del _registry.tasks[self.key]
+            for entry in [item[2] for item in self._heap] + self._in_flight:
+                entry.in_flight = False
+                if not entry.finished:
+                    entry.finished = True
+                    logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", entry.key)
+                _resolve(entry.future)
+            self._heap.clear()
+
+    async def _renew_due(self) -> None:
+        heap = self._heap
+        now = mod_time.monotonic()
+        jobs: list[_Job[AsyncRenewal]] = []
+        while heap:
+            when, seq, entry = heap[0]
+            if entry.seq != seq or entry.finished:
+                heapq.heappop(heap)
+                continue
+            if when > now + (0.0 if entry.retrying else entry.window):
+                break
+            heapq.heappop(heap)
+            job = _job(entry, self._unpipelined)
+            if job is None:
+                self.collected(entry)
+                continue
+            entry.in_flight = True
+            jobs.append(job)
+            if not entry.retrying:
+                logger_for_refresh_thread.debug("Refreshing Lock(%r).", entry.key)
+        if not jobs:
+            return
+        self._in_flight = [job.entry for job in jobs]
+        try:
+            await self._send(jobs)
+        except Exception as exc:  # not expected: _send turns errors into results
+            _fail(jobs, exc)
+        self._in_flight = []
+        self._settle_all(jobs)
+        jobs.clear()
+
+    async def _send(self, jobs: list[_Job[AsyncRenewal]]) -> None:
+        groups, one_by_one = _group(jobs)
+        for group in groups.values():
+            client = group[0].client
+            factory = _pipeline_factory(client)
+            for first in range(0, len(group), PIPELINE_CHUNK):
+                if not await _pipelined_async(client, factory, group[first : first + PIPELINE_CHUNK]):
+                    self._unpipelined.add(id(client))
+                    one_by_one.extend(group[first:])
+                    break
+        for first in range(0, len(one_by_one), ASYNC_PER_LOCK_CONCURRENCY):
+            chunk = one_by_one[first : first + ASYNC_PER_LOCK_CONCURRENCY]
+            results = await asyncio.gather(*(_renew_by_ref_async(job.entry) for job in chunk))
+            for job, result in zip(chunk, results, strict=True):
+                job.result = result
+
+    def _settle_all(self, jobs: list[_Job[AsyncRenewal]]) -> None:
+        now = mod_time.monotonic()
+        for job in jobs:
+            entry = job.entry
+            entry.in_flight = False
+            if entry.finished:
+                _resolve(entry.future)  # stopped meanwhile: its state is no longer ours to change
+                continue
+            lock = entry.ref()
+            if lock is None:
+                self.collected(entry)
+            elif _settle(entry, lock, job.result, now):
+                self._push(entry)
+            else:
+                entry.finished = True
+                self.forget(entry)
+
+
+def renew_async(lock: AsyncLock, interval: float, *, pipelined: bool) -> AsyncRenewal:
+    """Renew ``lock`` every ``interval`` seconds from its (running loop, client) scheduler task.
+
+    :param pipelined: whether its extends may be pipelined (False: await ``lock._renew()``).
+    """
+    _registry.check_pid()
+    loop = asyncio.get_running_loop()
+    key = (id(loop), id(lock._client))
+    scheduler = _registry.tasks.get(key)
+    if scheduler is None or scheduler.closed or scheduler.loop is not loop or scheduler.task.done():
+        scheduler = _registry.tasks[key] = _AsyncScheduler(key, loop, _client_label(lock._client))
+    entry = AsyncRenewal(scheduler, lock, interval, pipelined)
+    scheduler.add(entry)
+    return entry
