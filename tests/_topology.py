@@ -25,7 +25,15 @@ if TYPE_CHECKING:
 #: How long :meth:`Runner.run` waits for a coroutine before failing the test.
 RUN_TIMEOUT = 120.0
 
-__all__ = ["ClusterTopology", "Runner", "SentinelTopology", "StandaloneTopology", "Topology", "wait_for"]
+__all__ = [
+    "ClusterTopology",
+    "Runner",
+    "SentinelTopology",
+    "StandaloneTopology",
+    "Topology",
+    "blocked_in",
+    "wait_for",
+]
 
 
 def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
@@ -34,6 +42,15 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.001)
+
+
+def blocked_in(admin: Any, command: str, name: str | None = None) -> int:
+    """How many clients (named ``name``, if given) are blocked in ``command`` right now."""
+    return sum(
+        1
+        for c in admin.client_list()
+        if c["cmd"] == command and "b" in c["flags"] and (name is None or c["name"] == name)
+    )
 
 
 class Topology:

@@ -23,7 +23,7 @@ import redis_lock
 from redis_lock import _core
 
 from ._server import RedisServer
-from ._topology import wait_for
+from ._topology import blocked_in, wait_for
 
 #: Generous bound for anything that should take well under a second on an idle machine.
 SLACK = 3.0
@@ -42,15 +42,6 @@ def clients(own_server: RedisServer) -> Iterator[Callable[..., redis.Redis]]:
     yield make
     for client in made:
         client.close()
-
-
-def blocked_in(admin: redis.Redis, command: str, name: str | None = None) -> int:
-    """How many clients (named ``name``, if given) are blocked in ``command`` right now."""
-    return sum(
-        1
-        for c in admin.client_list()
-        if c["cmd"] == command and "b" in c["flags"] and (name is None or c["name"] == name)
-    )
 
 
 def test_server_crash_fails_blocked_waiters(

@@ -35,6 +35,7 @@ import redis_lock
 from redis_lock import _core
 
 from ._prl401 import prl401
+from ._topology import blocked_in, wait_for
 from .conftest import MakeClient
 
 NAME = "interop"
@@ -75,24 +76,10 @@ def waiter_client(make_client: MakeClient, name: str, decode_responses: bool = F
     return client
 
 
-def blocked_in_blpop(plain: redis.Redis, client_name: str) -> bool:
-    """Whether the connection named ``client_name`` is parked in BLPOP on the server."""
-    return any(
-        c["name"] == client_name and c["cmd"] == "blpop" and "b" in c["flags"] for c in plain.client_list()
-    )
-
-
-def wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Poll ``predicate`` until it is true, failing the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
-
-
-async def async_wait_until(predicate: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
-    """Like :func:`wait_until`, yielding to the event loop between polls."""
+async def async_wait_for(
+    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
+    """Like :func:`~tests._topology.wait_for`, yielding to the event loop between polls."""
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
@@ -232,7 +219,7 @@ def test_4x_release_wakes_our_waiter(v4: ModuleType, make_client: MakeClient, pl
     ours = redis_lock.Lock(waiter_client(make_client, "ours-waiter"), NAME)
     waiter = Waiter(lambda: ours.acquire(timeout=WAIT))
     waiter.start()
-    wait_until(lambda: blocked_in_blpop(plain, "ours-waiter"), "our waiter to block in BLPOP")
+    wait_for(lambda: blocked_in(plain, "blpop", "ours-waiter") >= 1, what="our waiter to block in BLPOP")
 
     released_at = time.monotonic()
     theirs.release()
@@ -251,7 +238,9 @@ async def test_4x_release_wakes_our_async_waiter(
     assert theirs.acquire(blocking=False) is True
     ours = redis_lock.AsyncLock(amake(socket_timeout=None, client_name="ours-waiter"), NAME)
     waiter = asyncio.create_task(ours.acquire(timeout=WAIT))
-    await async_wait_until(lambda: blocked_in_blpop(plain, "ours-waiter"), "our waiter to block in BLPOP")
+    await async_wait_for(
+        lambda: blocked_in(plain, "blpop", "ours-waiter") >= 1, what="our waiter to block in BLPOP"
+    )
 
     released_at = time.monotonic()
     theirs.release()
@@ -268,7 +257,7 @@ def test_our_release_wakes_4x_waiter(v4: ModuleType, make_client: MakeClient, pl
     theirs = v4.Lock(waiter_client(make_client, "4x-waiter"), NAME)
     waiter = Waiter(lambda: theirs.acquire(timeout=WAIT))
     waiter.start()
-    wait_until(lambda: blocked_in_blpop(plain, "4x-waiter"), "the 4.x waiter to block in BLPOP")
+    wait_for(lambda: blocked_in(plain, "blpop", "4x-waiter") >= 1, what="the 4.x waiter to block in BLPOP")
 
     released_at = time.monotonic()
     ours.release()
@@ -288,7 +277,9 @@ async def test_our_async_release_wakes_4x_waiter(
     theirs = v4.Lock(waiter_client(make_client, "4x-waiter"), NAME)
     waiter = Waiter(lambda: theirs.acquire(timeout=WAIT))
     waiter.start()
-    await async_wait_until(lambda: blocked_in_blpop(plain, "4x-waiter"), "the 4.x waiter to block in BLPOP")
+    await async_wait_for(
+        lambda: blocked_in(plain, "blpop", "4x-waiter") >= 1, what="the 4.x waiter to block in BLPOP"
+    )
 
     released_at = time.monotonic()
     await ours.release()
@@ -305,7 +296,7 @@ def test_our_reset_wakes_4x_waiter(v4: ModuleType, make_client: MakeClient, plai
     theirs = v4.Lock(waiter_client(make_client, "4x-waiter"), NAME)
     waiter = Waiter(lambda: theirs.acquire(timeout=WAIT))
     waiter.start()
-    wait_until(lambda: blocked_in_blpop(plain, "4x-waiter"), "the 4.x waiter to block in BLPOP")
+    wait_for(lambda: blocked_in(plain, "blpop", "4x-waiter") >= 1, what="the 4.x waiter to block in BLPOP")
 
     reset_at = time.monotonic()
     redis_lock.Lock(make_client(decode_responses=True), NAME).reset()
@@ -324,7 +315,7 @@ def test_4x_reset_wakes_our_waiter(v4: ModuleType, make_client: MakeClient, plai
     ours = redis_lock.Lock(waiter_client(make_client, "ours-waiter"), NAME)
     waiter = Waiter(lambda: ours.acquire(timeout=WAIT))
     waiter.start()
-    wait_until(lambda: blocked_in_blpop(plain, "ours-waiter"), "our waiter to block in BLPOP")
+    wait_for(lambda: blocked_in(plain, "blpop", "ours-waiter") >= 1, what="our waiter to block in BLPOP")
 
     reset_at = time.monotonic()
     v4.Lock(make_client(), NAME).reset()
@@ -346,7 +337,7 @@ def test_4x_reset_all_clears_our_locks(v4: ModuleType, make_client: MakeClient, 
     ours = redis_lock.Lock(waiter_client(make_client, "ours-waiter"), NAME)
     waiter = Waiter(lambda: ours.acquire(timeout=WAIT))
     waiter.start()
-    wait_until(lambda: blocked_in_blpop(plain, "ours-waiter"), "our waiter to block in BLPOP")
+    wait_for(lambda: blocked_in(plain, "blpop", "ours-waiter") >= 1, what="our waiter to block in BLPOP")
 
     reset_at = time.monotonic()
     v4.reset_all(make_client())
@@ -371,7 +362,7 @@ def test_our_reset_all_clears_4x_locks(v4: ModuleType, make_client: MakeClient, 
     theirs = v4.Lock(waiter_client(make_client, "4x-waiter"), NAME)
     waiter = Waiter(lambda: theirs.acquire(timeout=WAIT))
     waiter.start()
-    wait_until(lambda: blocked_in_blpop(plain, "4x-waiter"), "the 4.x waiter to block in BLPOP")
+    wait_for(lambda: blocked_in(plain, "blpop", "4x-waiter") >= 1, what="the 4.x waiter to block in BLPOP")
 
     reset_at = time.monotonic()
     assert redis_lock.reset_all(make_client(decode_responses=True)) == 2

@@ -21,6 +21,7 @@ import redis
 
 import redis_lock
 
+from ._clients import Delegating
 from ._server import RedisServer
 from .conftest import MakeClient
 
@@ -592,37 +593,6 @@ def test_fixes_4x_subclass_instantiated_first(redis_url: str) -> None:
 
 
 # -- clients ---------------------------------------------------------------------------------
-
-
-class Delegating:
-    """A hand-written client that is not a redis.Redis: every command goes to a real client."""
-
-    def __init__(self, inner: redis.Redis) -> None:
-        self.inner = inner
-
-    def evalsha(self, sha: str, numkeys: int, /, *keys_and_args: str) -> object:
-        return self.inner.evalsha(sha, numkeys, *keys_and_args)
-
-    def script_load(self, script: bytes, /) -> object:
-        return self.inner.script_load(script)
-
-    def get(self, name: str, /) -> object:
-        return self.inner.get(name)
-
-    def exists(self, *names: str) -> object:
-        return self.inner.exists(*names)
-
-    def blpop(self, keys: list[str], timeout: Any, /) -> object:
-        return self.inner.blpop(keys, timeout)
-
-    def scan(self, cursor: int = 0, match: str | None = None, count: int | None = None) -> object:
-        return self.inner.scan(cursor=cursor, match=match, count=count)
-
-    def __enter__(self) -> Delegating:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.inner.close()
 
 
 def test_strict_rejects_other_clients_and_strict_false_accepts_them(plain: redis.Redis) -> None:

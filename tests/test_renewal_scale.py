@@ -29,6 +29,7 @@ import redis.asyncio
 
 import redis_lock
 
+from ._clients import Delegating
 from ._server import RedisServer
 from .conftest import MakeClient
 
@@ -228,37 +229,6 @@ def test_collected_locks_leave_the_schedule(conn: Any, caplog: pytest.LogCapture
     wait_until(lambda: all(t.ident not in idents for t in renewal_threads()), what="the idle thread to end")
 
 
-class Minimal:
-    """A client with only the commands a Lock needs (for strict=False), and no pipeline()."""
-
-    def __init__(self, inner: redis.Redis) -> None:
-        self.inner = inner
-
-    def evalsha(self, sha: str, numkeys: int, /, *keys_and_args: str) -> object:
-        return self.inner.evalsha(sha, numkeys, *keys_and_args)
-
-    def script_load(self, script: bytes, /) -> object:
-        return self.inner.script_load(script)
-
-    def get(self, name: str, /) -> object:
-        return self.inner.get(name)
-
-    def exists(self, *names: str) -> object:
-        return self.inner.exists(*names)
-
-    def blpop(self, keys: list[str], timeout: Any, /) -> object:
-        return self.inner.blpop(keys, timeout)
-
-    def scan(self, cursor: int = 0, match: str | None = None, count: int | None = None) -> object:
-        return self.inner.scan(cursor=cursor, match=match, count=count)
-
-    def __enter__(self) -> Minimal:
-        return self
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.inner.close()
-
-
 class RefusingPipelines(redis.Redis):
     """A client whose pipelines refuse EVALSHA before sending anything, as cluster pipelines do."""
 
@@ -283,7 +253,7 @@ def test_renewal_one_call_per_lock_when_it_cannot_pipeline(
     refusing = RefusingPipelines.from_url(redis_url)
     locks = [
         *(
-            redis_lock.Lock(Minimal(plain), f"minimal-{n}", expire=0.4, auto_renewal=True, strict=False)
+            redis_lock.Lock(Delegating(plain), f"minimal-{n}", expire=0.4, auto_renewal=True, strict=False)
             for n in range(10)
         ),
         *(redis_lock.Lock(refusing, f"refusing-{n}", expire=0.4, auto_renewal=True) for n in range(10)),
@@ -301,7 +271,7 @@ def test_renewal_one_call_per_lock_when_it_cannot_pipeline(
     refusing.close()
 
 
-class FailingFor(Minimal):
+class FailingFor(Delegating):
     """A client whose scripts on one key fail with a connection error, as during an outage of its node."""
 
     def __init__(self, inner: redis.Redis, key: str) -> None:

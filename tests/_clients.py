@@ -1,0 +1,44 @@
+"""Hand-written clients that are not ``redis.Redis``, for ``strict=False`` tests.
+
+:class:`Delegating` has exactly the commands :class:`redis_lock.typing.RedisClient`
+names (so no ``pipeline()``) and forwards each to a real client: Redis stays real.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import redis
+
+__all__ = ["Delegating"]
+
+
+class Delegating:
+    """A hand-written client that is not a redis.Redis: every command goes to a real client."""
+
+    def __init__(self, inner: redis.Redis) -> None:
+        self.inner = inner
+
+    def evalsha(self, sha: str, numkeys: int, /, *keys_and_args: str) -> object:
+        return self.inner.evalsha(sha, numkeys, *keys_and_args)
+
+    def script_load(self, script: bytes, /) -> object:
+        return self.inner.script_load(script)
+
+    def get(self, name: str, /) -> object:
+        return self.inner.get(name)
+
+    def exists(self, *names: str) -> object:
+        return self.inner.exists(*names)
+
+    def blpop(self, keys: list[str], timeout: Any, /) -> object:
+        return self.inner.blpop(keys, timeout)
+
+    def scan(self, cursor: int = 0, match: str | None = None, count: int | None = None) -> object:
+        return self.inner.scan(cursor=cursor, match=match, count=count)
+
+    def __enter__(self) -> Delegating:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.inner.close()
