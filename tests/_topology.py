@@ -31,6 +31,7 @@ __all__ = [
     "SentinelTopology",
     "StandaloneTopology",
     "Topology",
+    "async_wait_for",
     "blocked_in",
     "wait_for",
 ]
@@ -42,6 +43,16 @@ def wait_for(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "
     while not predicate():
         assert time.monotonic() < deadline, f"timed out waiting for {what}"
         time.sleep(0.001)
+
+
+async def async_wait_for(
+    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
+) -> None:
+    """:func:`wait_for` for a coroutine: yields to the event loop between polls."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.001)
 
 
 def blocked_in(admin: Any, command: str, name: str | None = None) -> int:

@@ -26,6 +26,7 @@ import valkey.asyncio
 import redis_lock
 from redis_lock._scripts import ACQUIRE, EXTEND, UNLOCK
 
+from ._topology import async_wait_for
 from .conftest import CLIENT_KINDS, ClientKind, _kind_id
 
 pytestmark = pytest.mark.asyncio
@@ -63,15 +64,6 @@ def akind(request: pytest.FixtureRequest) -> ClientKind:
 def aconn(akind: ClientKind, amake: AsyncMakeClient, plain: redis.Redis) -> Any:
     """The asyncio client under test: redis-py or valkey-py, with decode_responses off or on."""
     return amake(*akind)
-
-
-async def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until it is true, failing the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 def is_lost(lock: redis_lock.AsyncLock) -> bool:
@@ -254,7 +246,7 @@ async def test_fixes_4x_millisecond_expiry(aconn: Any, plain: redis.Redis) -> No
     lock = redis_lock.AsyncLock(aconn, "ms", expire=0.25)
     assert await lock.acquire()
     assert 0 < plain.pttl("lock:ms") <= 250
-    await wait_until(lambda: plain.exists("lock:ms") == 0, timeout=3, what="the lock to expire")
+    await async_wait_for(lambda: plain.exists("lock:ms") == 0, timeout=3, what="the lock to expire")
 
 
 async def test_extend_resets_the_ttl(aconn: Any, plain: redis.Redis) -> None:
@@ -295,7 +287,7 @@ async def test_waiter_wakes_on_release(
     # No socket timeout: a waiter that missed the signal would sleep ~10 s.
     waiter = redis_lock.AsyncLock(amake(*akind, socket_timeout=None), "handoff")
     task = asyncio.create_task(waiter.acquire())
-    await wait_until(lambda: blocked_clients(plain) == 1, what="the waiter to block in BLPOP")
+    await async_wait_for(lambda: blocked_clients(plain) == 1, what="the waiter to block in BLPOP")
     released = time.monotonic()
     await holder.release()
     assert await asyncio.wait_for(task, 10) is True
@@ -438,7 +430,7 @@ async def test_cancel_while_waiting_holds_nothing(aconn: Any, plain: redis.Redis
     await holder.acquire()
     waiter = redis_lock.AsyncLock(aconn, "cancel-wait")
     task = asyncio.create_task(waiter.acquire())
-    await wait_until(lambda: blocked_clients(plain) == 1, what="the waiter to block in BLPOP")
+    await async_wait_for(lambda: blocked_clients(plain) == 1, what="the waiter to block in BLPOP")
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -459,7 +451,7 @@ async def test_cancel_by_wait_for_timeout_holds_nothing(aconn: Any, plain: redis
     # asyncio.TimeoutError: on Python 3.10 it is not yet the builtin TimeoutError.
     with pytest.raises(asyncio.TimeoutError):
         await asyncio.wait_for(waiter.acquire(), 0.1)
-    await wait_until(lambda: plain.exists("lock:cancel-wait-for") == 0, what="the holder to expire")
+    await async_wait_for(lambda: plain.exists("lock:cancel-wait-for") == 0, what="the holder to expire")
     assert blocked_clients(plain) == 0
     assert not await waiter.owned()
 
@@ -540,7 +532,7 @@ async def test_reset_deletes_any_holder_and_wakes_a_waiter(
     await holder.acquire()
     waiter = redis_lock.AsyncLock(amake(*akind, socket_timeout=None), "reset")
     task = asyncio.create_task(waiter.acquire())
-    await wait_until(lambda: blocked_clients(plain) == 1, what="the waiter to block")
+    await async_wait_for(lambda: blocked_clients(plain) == 1, what="the waiter to block")
     reset_at = time.monotonic()
     await redis_lock.AsyncLock(aconn, "reset").reset()
     assert await asyncio.wait_for(task, 10) is True
@@ -568,7 +560,7 @@ async def test_reset_all_wakes_waiters(aconn: Any, plain: redis.Redis) -> None:
     """A waiter blocked on a lock acquires it after async_reset_all."""
     await redis_lock.AsyncLock(aconn, "reset-all-wait").acquire()
     task = asyncio.create_task(redis_lock.AsyncLock(aconn, "reset-all-wait").acquire())
-    await wait_until(lambda: blocked_clients(plain) == 1, what="the waiter to block")
+    await async_wait_for(lambda: blocked_clients(plain) == 1, what="the waiter to block")
     assert await redis_lock.async_reset_all(aconn, signal_expire=500) == 1
     assert await asyncio.wait_for(task, 10) is True
 
@@ -602,7 +594,7 @@ async def test_auto_renewal_interval_subclass_hook(aconn: Any, caplog: pytest.Lo
     lock = FastLock(aconn, "hook", expire=30, auto_renewal=True)
     with caplog.at_level(logging.DEBUG, logger=REFRESH_LOGGER):
         await lock.acquire()
-        await wait_until(
+        await async_wait_for(
             lambda: sum(r.getMessage() == "Refreshing Lock('lock:hook')." for r in caplog.records) >= 5,
             timeout=5,
             what="five renewals",

@@ -35,7 +35,7 @@ import redis_lock
 from redis_lock import _core
 
 from ._prl401 import prl401
-from ._topology import blocked_in, wait_for
+from ._topology import async_wait_for, blocked_in, wait_for
 from .conftest import MakeClient
 
 NAME = "interop"
@@ -74,17 +74,6 @@ def waiter_client(make_client: MakeClient, name: str, decode_responses: bool = F
         decode_responses=decode_responses, socket_timeout=None, client_name=name
     )
     return client
-
-
-async def async_wait_for(
-    predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition"
-) -> None:
-    """Like :func:`~tests._topology.wait_for`, yielding to the event loop between polls."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        await asyncio.sleep(0.005)
 
 
 class Waiter(threading.Thread):

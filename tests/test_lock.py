@@ -13,7 +13,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,18 +23,10 @@ import redis_lock
 
 from ._clients import Delegating
 from ._server import RedisServer
+from ._topology import wait_for
 from .conftest import MakeClient
 
 REFRESH_LOGGER = "redis_lock.refresh.thread"
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 5.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until it is true, failing the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
 
 
 def blocked_clients(client: redis.Redis) -> int:
@@ -193,7 +185,7 @@ def test_fixes_4x_millisecond_expiry(conn: Any, plain: redis.Redis) -> None:
     lock = redis_lock.Lock(conn, "ms", expire=0.25)
     assert lock.acquire()
     assert 0 < plain.pttl("lock:ms") <= 250
-    wait_until(lambda: not lock.locked(), timeout=3, what="the lock to expire")
+    wait_for(lambda: not lock.locked(), timeout=3, what="the lock to expire")
 
 
 def test_extend_resets_the_ttl(conn: Any, plain: redis.Redis) -> None:
@@ -231,7 +223,7 @@ def test_waiter_wakes_on_release(conn: Any, plain: redis.Redis) -> None:
     holder.acquire()
     waiter = Waiter(redis_lock.Lock(conn, "handoff"))
     waiter.start()
-    wait_until(lambda: blocked_clients(plain) == 1, what="the waiter to block in BLPOP")
+    wait_for(lambda: blocked_clients(plain) == 1, what="the waiter to block in BLPOP")
     released = time.monotonic()
     holder.release()
     assert waiter.finish() is True
@@ -339,7 +331,7 @@ def test_contended_acquire_round_trips(counting: CountingRedis, plain: redis.Red
     waiter = Waiter(redis_lock.Lock(counting, "contended"))
     counting.sent.clear()
     waiter.start()
-    wait_until(lambda: blocked_clients(plain) == 1, what="the waiter to block")
+    wait_for(lambda: blocked_clients(plain) == 1, what="the waiter to block")
     holder.release()
     assert waiter.finish() is True
     assert counting.sent in (
@@ -357,7 +349,7 @@ def test_reset_deletes_any_holder_and_wakes_a_waiter(conn: Any, plain: redis.Red
     holder.acquire()
     waiter = Waiter(redis_lock.Lock(conn, "reset"))
     waiter.start()
-    wait_until(lambda: blocked_clients(plain) == 1, what="the waiter to block")
+    wait_for(lambda: blocked_clients(plain) == 1, what="the waiter to block")
     redis_lock.Lock(conn, "reset").reset()
     assert waiter.finish() is True
     assert waiter.lock.owned()
@@ -385,7 +377,7 @@ def test_reset_all_wakes_waiters(conn: Any, plain: redis.Redis) -> None:
     redis_lock.Lock(conn, "reset-all-wait").acquire()
     waiter = Waiter(redis_lock.Lock(conn, "reset-all-wait"))
     waiter.start()
-    wait_until(lambda: blocked_clients(plain) == 1, what="the waiter to block")
+    wait_for(lambda: blocked_clients(plain) == 1, what="the waiter to block")
     redis_lock.reset_all(conn)
     assert waiter.finish() is True
 
@@ -428,7 +420,7 @@ def test_auto_renewal_interval_subclass_hook(conn: Any, caplog: pytest.LogCaptur
     lock = FastLock(conn, "hook", expire=30, auto_renewal=True)
     with caplog.at_level(logging.DEBUG, logger=REFRESH_LOGGER):
         lock.acquire()
-        wait_until(
+        wait_for(
             lambda: sum(r.getMessage() == "Refreshing Lock('lock:hook')." for r in caplog.records) >= 5,
             timeout=5,
             what="five renewals",
@@ -482,7 +474,7 @@ def test_fixes_4x_renewal_failure_is_surfaced(
     with caplog.at_level(logging.ERROR, logger=REFRESH_LOGGER):
         lock.acquire()
         plain.set("lock:lost", "somebody-else")
-        wait_until(lambda: lock.lost, timeout=5, what="the renewal to notice the loss")
+        wait_for(lambda: lock.lost, timeout=5, what="the renewal to notice the loss")
     errors = [r for r in caplog.records if r.name == REFRESH_LOGGER and r.levelno == logging.ERROR]
     assert errors
     assert "Lost Lock('lock:lost')" in errors[0].getMessage()
@@ -508,7 +500,7 @@ def test_renewal_retries_connection_errors_until_the_lease_runs_out(
         lock.acquire()
         started = time.monotonic()
         own_server.kill()
-        wait_until(lambda: lock.lost, timeout=10, what="the lease to run out")
+        wait_for(lambda: lock.lost, timeout=10, what="the lease to run out")
         lost_after = time.monotonic() - started
     levels = [r.levelno for r in caplog.records if r.name == REFRESH_LOGGER]
     assert logging.WARNING in levels
@@ -530,7 +522,7 @@ def test_a_failed_release_keeps_reporting_the_loss(own_server: RedisServer) -> N
     lock.acquire()
     other.set("lock:lost-retry", "somebody-else")
     other.close()
-    wait_until(lambda: lock.lost, timeout=5, what="the renewal to notice the loss")
+    wait_for(lambda: lock.lost, timeout=5, what="the renewal to notice the loss")
     own_server.stop()
     with pytest.raises(redis.ConnectionError):
         lock.release()

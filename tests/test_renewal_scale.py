@@ -19,7 +19,7 @@ import sys
 import textwrap
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
@@ -31,6 +31,7 @@ import redis_lock
 
 from ._clients import Delegating
 from ._server import RedisServer
+from ._topology import async_wait_for, wait_for
 from .conftest import MakeClient
 
 REFRESH_LOGGER = "redis_lock.refresh.thread"
@@ -39,15 +40,6 @@ MANY = 2000
 #: Their expiry: renewed every 0.5 s, so a 2.1 s hold spans nearly three expiries.
 EXPIRE = 0.75
 HOLD = 2.1
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float = 10.0, what: str = "condition") -> None:
-    """Poll ``predicate`` until it holds, failing the test after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            pytest.fail(f"timed out after {timeout} s waiting for {what}")
-        time.sleep(0.005)
 
 
 def live_keys(client: redis.Redis, keys: list[str]) -> int:
@@ -124,7 +116,7 @@ def test_thousands_of_locks_renewed_by_one_thread_with_pipelined_extends(
     for lock in locks:
         lock.release()
     assert live_keys(admin, keys) == 0
-    wait_until(lambda: not renewal_threads(), timeout=5, what="the scheduler thread to end")
+    wait_for(lambda: not renewal_threads(), timeout=5, what="the scheduler thread to end")
 
 
 @pytest.mark.parametrize(
@@ -141,7 +133,7 @@ def test_a_lock_taken_over_is_lost_while_its_siblings_renew_on(
         for lock in locks:
             assert lock.acquire()
         admin.set("lock:sibling-7", "somebody-else")
-        wait_until(lambda: victim.lost, timeout=5, what="the renewal to notice the loss")
+        wait_for(lambda: victim.lost, timeout=5, what="the renewal to notice the loss")
         time.sleep(0.8)  # the behaviour under test: three more renewal intervals of the others
     assert [r.getMessage() for r in caplog.records] == [
         "Lost Lock('lock:sibling-7'): another client holds it, or it expired or was reset."
@@ -165,8 +157,8 @@ def test_the_scheduler_ends_when_its_last_lock_is_lost(plain: redis.Redis) -> No
     renewal = lock._lock_renewal_thread
     assert renewal is not None
     redis_lock.Lock(plain, "last").reset()
-    wait_until(lambda: lock.lost, timeout=5, what="the loss")
-    wait_until(
+    wait_for(lambda: lock.lost, timeout=5, what="the loss")
+    wait_for(
         lambda: all(t.ident != renewal.ident for t in renewal_threads()), timeout=5, what="the thread to end"
     )
     with pytest.raises(redis_lock.LockLost):
@@ -226,7 +218,7 @@ def test_collected_locks_leave_the_schedule(conn: Any, caplog: pytest.LogCapture
             assert not renewal.is_alive()
     collected = [r for r in caplog.records if r.getMessage().endswith("was garbage collected.")]
     assert len(collected) == 200
-    wait_until(lambda: all(t.ident not in idents for t in renewal_threads()), what="the idle thread to end")
+    wait_for(lambda: all(t.ident not in idents for t in renewal_threads()), what="the idle thread to end")
 
 
 class RefusingPipelines(redis.Redis):
@@ -295,7 +287,7 @@ def test_a_lost_lock_does_not_keep_its_batch_alive(
     client.key = "never"  # let the acquire through
     assert failing.acquire()
     client.key = "lock:failing"
-    wait_until(lambda: failing.lost, timeout=5, what="the lease to run out")
+    wait_for(lambda: failing.lost, timeout=5, what="the lease to run out")
     renewal = other._lock_renewal_thread
     assert renewal is not None
     with caplog.at_level(logging.DEBUG, logger=REFRESH_LOGGER):
@@ -439,8 +431,7 @@ async def test_async_lock_taken_over_is_lost_while_its_siblings_renew_on(
             await lock.release()
     with pytest.raises(redis_lock.LockLost):
         await victim.release()
-    await asyncio.sleep(0.01)
-    assert not renewal_tasks()  # the last lock released, the idle task ended
+    await async_wait_for(lambda: not renewal_tasks(), what="the idle renewal task to end")
 
 
 @pytest.mark.asyncio
@@ -453,8 +444,7 @@ async def test_the_async_scheduler_ends_when_its_last_lock_is_lost(aclient: redi
     assert lock._lock_renewal_task is not None
     await asyncio.wait((lock._lock_renewal_task,), timeout=5)
     assert lock.lost
-    await asyncio.sleep(0.01)
-    assert not renewal_tasks()
+    await async_wait_for(lambda: not renewal_tasks(), what="the idle renewal task to end")
     with pytest.raises(redis_lock.LockLost):
         await lock.release()
 
@@ -503,5 +493,4 @@ async def test_collected_async_locks_leave_the_schedule(aclient: redis.asyncio.R
     done, pending = await asyncio.wait([f for f in futures if f is not None], timeout=5)
     assert len(done) == 200
     assert not pending
-    await asyncio.sleep(0.01)
-    assert not renewal_tasks()
+    await async_wait_for(lambda: not renewal_tasks(), what="the idle renewal task to end")
