@@ -68,6 +68,10 @@ def env(request: pytest.FixtureRequest, topology: Topology) -> Iterator[Env]:
     topology.flush()
     runner = Runner(flavour)
     client = topology.client(kind, decode, asyncio=runner.asyncio)
+    if topology.cluster and runner.asyncio:
+        # redis-py's asyncio cluster client can fail, or run a command twice, when
+        # several tasks send their first command at once (docs/cluster.rst).
+        runner.run(client.initialize)
     environment = Env(topology, runner, client)
     try:
         yield environment
