@@ -168,6 +168,21 @@ async def test_non_blocking_acquire_of_a_busy_lock_returns_false(
     assert not await other.owned()
 
 
+async def test_owned_by_its_own_generated_id_means_this_call_took_it(aconn: Any, plain: redis.Redis) -> None:
+    """As ``test_lock``'s twin: "owned" by this instance's generated id, not held by it, is its own write."""
+    lock = redis_lock.AsyncLock(aconn, "retried-write", expire=30)
+    plain.set("lock:retried-write", lock.id, px=30_000)
+    assert await lock.acquire(blocking=False) is True
+    assert await lock.owned()
+    with pytest.raises(redis_lock.AlreadyAcquired):
+        await lock.acquire(blocking=False)
+    await lock.release()
+    chosen = redis_lock.AsyncLock(aconn, "retried-write", id="chosen")
+    plain.set("lock:retried-write", "chosen")
+    with pytest.raises(redis_lock.AlreadyAcquired):
+        await chosen.acquire(blocking=False)
+
+
 async def test_acquire_twice_raises_already_acquired(aconn: Any) -> None:
     """Acquiring again with the same id, on the same or another instance, raises AlreadyAcquired."""
     lock = redis_lock.AsyncLock(aconn, "twice", id="me")

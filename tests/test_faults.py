@@ -8,6 +8,7 @@ hanging or by silently claiming a lock it no longer has.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -16,6 +17,8 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio
+from redis.asyncio.retry import Retry as AsyncRetry
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
@@ -258,3 +261,82 @@ def test_waiter_paused_past_signal_expiry_still_acquires(
         waiter.release()
     finally:
         waiter_client.close()
+
+
+#: A script that keeps the server busy (no other client is served) for ARGV[1] milliseconds.
+STALL_SCRIPT = """
+local t = redis.call('TIME')
+local start = t[1] * 1000000 + t[2]
+repeat
+    local now = redis.call('TIME')
+until now[1] * 1000000 + now[2] - start >= tonumber(ARGV[1]) * 1000
+return 1
+"""
+
+
+def _stall_server(admin: redis.Redis, url: str, milliseconds: int) -> threading.Thread:
+    """Run STALL_SCRIPT from a thread; return once the server has stopped answering."""
+    thread = threading.Thread(target=admin.eval, args=(STALL_SCRIPT, 0, milliseconds), daemon=True)
+    thread.start()
+
+    def stalled() -> bool:
+        probe = redis.Redis.from_url(url, socket_timeout=0.05, retry=Retry(NoBackoff(), 0))
+        try:
+            probe.ping()
+        except redis.TimeoutError:
+            return True
+        finally:
+            probe.close()
+        return False
+
+    wait_for(stalled, what="the server to stall")
+    return thread
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_retried_acquire_takes_the_lock_once(own_server: RedisServer, flavour: str) -> None:
+    """The client retries an acquire whose reply timed out, but the first copy ran: the lock is ours.
+
+    The server stalls (a busy script) while the acquire script waits in its socket
+    buffer; the client's socket timeout fires and redis-py sends the script again on
+    a new connection. When the server resumes it runs both copies: the first takes
+    the lock, the second finds it held by the same id. acquire() must return True,
+    not raise AlreadyAcquired and leave a lock that nobody will release."""
+    admin = redis.Redis.from_url(own_server.url)
+    retrying: dict[str, Any] = {"socket_timeout": 0.25, "retry": Retry(NoBackoff(), 20)}
+    try:
+        if flavour == "sync":
+            client = redis.Redis.from_url(own_server.url, **retrying)
+            lock: Any = redis_lock.Lock(client, "retried")
+            lock.acquire()
+            lock.release()  # the acquire script is now cached
+            admin.config_resetstat()
+            stall = _stall_server(admin, own_server.url, 800)
+            assert lock.acquire(blocking=False) is True
+            assert lock.owned()
+            stall.join(timeout=10)
+            lock.release()
+            client.close()
+        else:
+
+            async def scenario() -> None:
+                client = redis.asyncio.Redis.from_url(
+                    own_server.url, socket_timeout=0.25, retry=AsyncRetry(NoBackoff(), 20)
+                )
+                lock = redis_lock.AsyncLock(client, "retried")
+                await lock.acquire()
+                await lock.release()
+                admin.config_resetstat()
+                stall = await asyncio.to_thread(_stall_server, admin, own_server.url, 800)
+                assert await lock.acquire(blocking=False) is True
+                assert await lock.owned()
+                await asyncio.to_thread(stall.join, 10)
+                await lock.release()
+                await client.aclose()
+
+            asyncio.run(scenario())
+        # The acquire script really ran twice (the first copy took the lock, the retry found it owned).
+        assert admin.info("commandstats")["cmdstat_evalsha"]["calls"] >= 3  # 2 acquires + 1 release
+        assert admin.exists("lock:retried") == 0
+    finally:
+        admin.close()

@@ -133,6 +133,25 @@ def test_acquire_twice_raises_already_acquired(conn: Any) -> None:
     assert lock.owned()
 
 
+def test_owned_by_its_own_generated_id_means_this_call_took_it(conn: Any, plain: redis.Redis) -> None:
+    """ "Owned" by an instance's generated id that it does not hold can only be its own retried write.
+
+    (What a client retry leaves behind: ``test_faults.test_a_retried_acquire_takes_the_lock_once``.)
+    A chosen id may be shared, so there "owned" keeps meaning AlreadyAcquired, as in 4.x.
+    """
+    lock = redis_lock.Lock(conn, "retried-write", expire=30)
+    plain.set("lock:retried-write", lock.id, px=30_000)  # as if a first copy of acquire.lua had run
+    assert lock.acquire(blocking=False) is True
+    assert lock.owned()
+    with pytest.raises(redis_lock.AlreadyAcquired):
+        lock.acquire(blocking=False)  # now it holds it: a second acquire is an error
+    lock.release()
+    chosen = redis_lock.Lock(conn, "retried-write", id="chosen")
+    plain.set("lock:retried-write", "chosen")
+    with pytest.raises(redis_lock.AlreadyAcquired):
+        chosen.acquire(blocking=False)
+
+
 def test_release_of_a_lock_not_held_raises_not_acquired(conn: Any) -> None:
     """Releasing a free lock, or one another id holds, raises NotAcquired and changes nothing."""
     lock = redis_lock.Lock(conn, "foreign")

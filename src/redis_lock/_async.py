@@ -180,6 +180,10 @@ class AsyncLock:
         self._lock_renewal_task = None
         self._lock_renewal: _renewal.AsyncRenewal | None = None
         self._lease_deadline = 0.0
+        # Whether this instance took the lock and has not yet released or reset it
+        # (as far as Redis has answered): see _core.owned_is_ours.
+        self._holding = False
+        self._generated_id = settings.generated_id
         self._lost: BaseException | None = None
 
     def __repr__(self) -> str:
@@ -235,6 +239,7 @@ class AsyncLock:
             signal_key=self._signal,
             lock_id=self._id,
             now=mod_time.monotonic(),
+            owned_is_ours=_core.owned_is_ours(generated_id=self._generated_id, holding=self._holding),
         )
         logger_for_acquire.debug("Acquiring Lock(%r) ...", self._name)
         interrupted = False
@@ -271,6 +276,7 @@ class AsyncLock:
         # From the reply to the return there is no await, so no cancellation can
         # land between taking the lock and reporting it (see _attempt for the rest).
         logger_for_acquire.info("Acquired Lock(%r).", self._name)
+        self._holding = True
         self._cancel_lock_renewer()
         self._lost = None
         self._lease_deadline = _core.lease_end(sent, self._expire, self._lease_deadline)
@@ -295,10 +301,11 @@ class AsyncLock:
         sent, executed with the reply in flight, or answered with the caller not yet
         resumed. Cancelling the command itself would leave that unknown (redis-py
         drops the connection, and with it the reply), so the script runs in its own
-        task that the cancellation cannot reach, and its reply decides: only
-        ``acquired`` (code 0, which means *this* call set the key) is undone; a
-        busy or already-owned reply left nothing to undo (and undoing "owned" would
-        release a lock that another instance with the same id holds). A second
+        task that the cancellation cannot reach, and its reply decides: only a
+        reply by which *this* call took the key (:func:`redis_lock._core.takes_lock`:
+        ``acquired``, or ``owned`` after a client retry of this very call) is
+        undone; a busy reply, or ``owned`` by another instance with the same id,
+        left nothing to undo. A second
         cancellation while this clean-up runs lets it finish in the background.
         """
         attempt = asyncio.ensure_future(self._try_acquire(request))
@@ -306,7 +313,7 @@ class AsyncLock:
             return await asyncio.shield(attempt)
         except asyncio.CancelledError:
             # A second cancellation interrupts only this wait; the undo goes on.
-            await asyncio.shield(_in_background(self._undo_attempt(attempt)))
+            await asyncio.shield(_in_background(self._undo_attempt(attempt, request)))
             raise
 
     async def _try_acquire(self, request: _core.AcquireRequest) -> object:
@@ -346,9 +353,9 @@ class AsyncLock:
                 self._client, UNLOCK, (self._name, self._signal), (self._id, str(self._signal_expire))
             )
 
-    async def _undo_attempt(self, attempt: asyncio.Future[object]) -> None:
+    async def _undo_attempt(self, attempt: asyncio.Future[object], request: _core.AcquireRequest) -> None:
         try:
-            acquired = _core.parse_acquire_reply(await attempt).code == _core.ACQUIRED
+            acquired = _core.takes_lock(await attempt, request)
         except Exception:
             return  # the script failed, so it took nothing that we know of
         if not acquired:
@@ -420,6 +427,7 @@ class AsyncLock:
         )
         # Redis has answered: only now forget a loss, so that a release cut short
         # before this point still reports it when retried.
+        self._holding = False
         lost, self._lost = self._lost, None
         if lost is not None:
             raise _core.lock_lost_error(self._name) from lost
@@ -429,6 +437,7 @@ class AsyncLock:
         """Forcibly delete the lock, whoever holds it, and wake one waiter. Use with care."""
         await self._stop_lock_renewer()
         await evalsha_async(self._client, RESET, (self._name, self._signal), (str(self._signal_expire),))
+        self._holding = False
 
     async def locked(self) -> bool:
         """True if the lock is held, by any id."""

@@ -285,6 +285,8 @@ class LockSettings:
     wait_chunk: float
     wait_replicas: int
     wait_replicas_timeout: float
+    #: The id was generated for this instance (``id=None``), so no other instance has it.
+    generated_id: bool
 
 
 def lock_settings(
@@ -328,6 +330,7 @@ def lock_settings(
         wait_chunk=wait_chunk(socket_timeout),
         wait_replicas=replicas,
         wait_replicas_timeout=replicas_timeout,
+        generated_id=id is None,
     )
 
 
@@ -592,6 +595,8 @@ class AcquireRequest:
     deadline: float | None
     keys: tuple[str, str]
     args: tuple[str, str]
+    #: An "owned" reply means this very call took the lock (see :func:`takes_lock`).
+    owned_is_ours: bool = False
 
 
 def prepare_acquire(
@@ -604,10 +609,12 @@ def prepare_acquire(
     signal_key: str,
     lock_id: str,
     now: float,
+    owned_is_ours: bool = False,
 ) -> AcquireRequest:
     """Validate ``acquire()``'s arguments (before any I/O) and build the request.
 
     :param now: the ``monotonic()`` time the call started; the deadline counts from it.
+    :param owned_is_ours: see :func:`owned_is_ours`.
     """
     blocking = validate_flag(blocking, "blocking")
     wait_for = check_acquire_timeout(timeout, blocking=blocking, expire=expire, renewal=renewal)
@@ -617,7 +624,32 @@ def prepare_acquire(
         deadline=None if wait_for is None else now + wait_for,
         keys=(lock_key, signal_key),
         args=(lock_id, str(to_ms(expire)) if expire else "0"),
+        owned_is_ours=owned_is_ours,
     )
+
+
+def owned_is_ours(*, generated_id: bool, holding: bool) -> bool:
+    """Whether acquire.lua answering "owned" can only mean that this call's own attempt took the lock.
+
+    The client may send one command twice: redis-py and valkey-py retry a
+    command after a connection error or a socket timeout, although the first
+    copy may already have run (its reply was lost). If the first copy of the
+    acquire script took the lock, the second finds it held by this very id and
+    answers "owned". With a generated id (unique to this instance) that this
+    instance does not hold, nobody else can have taken the lock with that id,
+    so the call did: it acquired the lock. With an id the caller chose, another
+    instance may share it, and "owned" keeps its 4.x meaning, AlreadyAcquired.
+    """
+    return generated_id and not holding
+
+
+def takes_lock(reply: object, request: AcquireRequest) -> bool:
+    """Whether acquire.lua's ``reply`` means the lock is now held by this call."""
+    return _taken(parse_acquire_reply(reply).code, request)
+
+
+def _taken(code: int, request: AcquireRequest) -> bool:
+    return code == ACQUIRED or (code == OWNED and request.owned_is_ours)
 
 
 def next_acquire_step(reply: object, request: AcquireRequest, *, now: float, chunk: float) -> bool | WaitPlan:
@@ -628,7 +660,7 @@ def next_acquire_step(reply: object, request: AcquireRequest, *, now: float, chu
     :raises AlreadyAcquired: this lock's id already holds the lock.
     """
     parsed = parse_acquire_reply(reply)
-    if parsed.code == ACQUIRED:
+    if _taken(parsed.code, request):
         return True
     if parsed.code == OWNED:
         raise AlreadyAcquired("Already acquired from this Lock instance.")

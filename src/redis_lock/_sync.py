@@ -149,6 +149,10 @@ class Lock:
         )
         self._lock_renewal_thread = None
         self._lease_deadline = 0.0
+        # Whether this instance took the lock and has not yet released or reset it
+        # (as far as Redis has answered): see _core.owned_is_ours.
+        self._holding = False
+        self._generated_id = settings.generated_id
         self._lost: BaseException | None = None
 
     def __repr__(self) -> str:
@@ -216,6 +220,7 @@ class Lock:
             signal_key=self._signal,
             lock_id=self._id,
             now=mod_time.monotonic(),
+            owned_is_ours=_core.owned_is_ours(generated_id=self._generated_id, holding=self._holding),
         )
         logger_for_acquire.debug("Acquiring Lock(%r) ...", self._name)
         interrupted = False
@@ -247,6 +252,7 @@ class Lock:
             logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
             return False
         logger_for_acquire.info("Acquired Lock(%r).", self._name)
+        self._holding = True
         self._stop_lock_renewer()
         self._lost = None
         self._lease_deadline = _core.lease_end(sent, self._expire, self._lease_deadline)
@@ -320,6 +326,7 @@ class Lock:
         )
         # Redis has answered: only now forget a loss, so that a release that failed
         # (a connection error) still reports the loss when retried.
+        self._holding = False
         lost, self._lost = self._lost, None
         if lost is not None:
             raise _core.lock_lost_error(self._name) from lost
@@ -333,6 +340,7 @@ class Lock:
         """
         self._stop_lock_renewer()
         evalsha(self._client, RESET, (self._name, self._signal), (str(self._signal_expire),))
+        self._holding = False
 
     def locked(self) -> bool:
         """True if the lock is held, by any id."""
