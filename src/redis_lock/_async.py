@@ -339,6 +339,7 @@ class AsyncLock:
         error = _core.replication_error(
             reply,
             acknowledged,
+            request,
             required=self._wait_replicas,
             timeout=self._wait_replicas_timeout,
             lock_key=self._name,

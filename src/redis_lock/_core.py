@@ -799,7 +799,13 @@ def supports_async_pipeline(client: AsyncRedisClient) -> TypeGuard[AsyncPipelini
 
 
 def replication_error(
-    reply: object, acknowledged: object, *, required: int, timeout: float, lock_key: str
+    reply: object,
+    acknowledged: object,
+    request: AcquireRequest,
+    *,
+    required: int,
+    timeout: float,
+    lock_key: str,
 ) -> BaseException | None:
     """Judge acquire.lua's reply and the WAIT reply that followed it on the same connection.
 
@@ -808,7 +814,7 @@ def replication_error(
         lock has been released again: :class:`~redis_lock.NotReplicated`, or the
         error WAIT itself replied with.
     """
-    if parse_acquire_reply(reply).code != ACQUIRED:
+    if not takes_lock(reply, request):
         return None  # busy: the WAIT reply means nothing
     if isinstance(acknowledged, BaseException):
         return acknowledged
