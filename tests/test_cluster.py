@@ -94,7 +94,7 @@ def test_every_scripts_keys_share_one_slot(cluster: redis.cluster.RedisCluster) 
     for name in [f"group-{i}" for i in range(100)]:
         assert redis_lock.Lock(cluster, name).acquire()
     keys = list(cluster.scan_iter(match="lock:*"))
-    for group in _core.reset_all_groups(keys):
+    for group, _locks in _core.reset_all_groups(keys):
         assert len({cluster.cluster_keyslot(key) for key in group}) == 1
     assert redis_lock.reset_all(cluster) == 100
 

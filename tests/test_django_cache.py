@@ -342,3 +342,65 @@ def _wait_until_blocked(client: redis.Redis) -> None:
     while client.info("clients")["blocked_clients"] < 1:
         assert time.monotonic() < deadline, "the waiter never blocked"
         time.sleep(0.01)
+
+
+def test_lock_and_locked_get_or_set_take_every_lock_option(caches_ready: None) -> None:
+    """``cache.lock()`` takes exactly Lock's options; ``locked_get_or_set()`` takes all but its own names for them."""
+    import inspect
+
+    from redis_lock._django import CacheLockMixin
+
+    lock_options = list(inspect.signature(redis_lock.Lock).parameters)[2:]  # after redis_client, name
+    cache_lock = inspect.signature(CacheLockMixin.lock).parameters
+    assert list(cache_lock)[2:] == lock_options  # after self, key
+    for option in lock_options:
+        assert cache_lock[option].default == inspect.signature(redis_lock.Lock).parameters[option].default
+    get_or_set = inspect.signature(CacheLockMixin.locked_get_or_set).parameters
+    # blocking is always True there, and the lock's timeout is called wait_timeout
+    # (timeout is the cached value's lifetime, as in 4.x).
+    renamed = {"timeout": "wait_timeout", "blocking": None}
+    for option in lock_options:
+        name = renamed.get(option, option)
+        if name is not None:
+            assert name in get_or_set, f"locked_get_or_set() lacks {option!r}"
+
+
+def test_locked_get_or_set_gives_up_after_wait_timeout(cache: LockingCache) -> None:
+    """``wait_timeout`` bounds the wait for a busy get-or-set lock with AcquireTimeout."""
+    holder = cache.lock("get_or_set:slow")
+    assert holder.acquire()
+    started = time.monotonic()
+    with pytest.raises(redis_lock.AcquireTimeout):
+        cache.locked_get_or_set("slow", lambda: 1, wait_timeout=0.2)
+    assert time.monotonic() - started < 3
+    holder.release()
+    assert cache.locked_get_or_set("slow", lambda: 2, wait_timeout=0.2) == 2
+
+
+def test_locked_get_or_set_without_expire_uses_an_expiring_renewed_lock(
+    cache: LockingCache, plain: redis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without ``expire`` the lock expires (a killed worker frees the key) and is renewed while the value is made."""
+    from redis_lock import _django
+
+    monkeypatch.setattr(_django, "GET_OR_SET_DEFAULT_EXPIRE", 0.3)
+    seen: list[int] = []
+
+    def create() -> int:
+        seen.append(plain.pttl("lock:get_or_set:renewed"))
+        time.sleep(0.8)  # well past the lock's 0.3 s lifetime: only renewal keeps it
+        seen.append(plain.pttl("lock:get_or_set:renewed"))
+        return 5
+
+    assert cache.locked_get_or_set("renewed", create) == 5
+    assert 0 < seen[0] <= 300
+    assert 0 < seen[1] <= 300, "the lock expired while the value was being computed"
+    assert plain.exists("lock:get_or_set:renewed") == 0
+    # With an explicit expire=0 the lock never expires, as 4.x's did.
+    assert (
+        cache.locked_get_or_set(
+            "forever", lambda: (seen.append(plain.pttl("lock:get_or_set:forever")), 6)[1], expire=0
+        )
+        == 6
+    )
+    assert seen[-1] == -1

@@ -340,3 +340,126 @@ def test_a_retried_acquire_takes_the_lock_once(own_server: RedisServer, flavour:
         assert admin.exists("lock:retried") == 0
     finally:
         admin.close()
+
+
+@pytest.mark.parametrize("how", ["release", "with", "async-release", "async-with"])
+def test_a_retried_release_does_not_report_a_loss(own_server: RedisServer, how: str) -> None:
+    """The client retries a release whose reply timed out, but the first copy ran: the release succeeded.
+
+    The server stalls while the unlock script waits in its socket buffer; redis-py
+    sends it again; when the server resumes it runs both copies: the first deletes
+    the key, the second finds it gone. The second copy recognises the first by the
+    call's receipt, so release() returns normally instead of raising NotAcquired."""
+    admin = redis.Redis.from_url(own_server.url)
+    try:
+        if how in ("release", "with"):
+            client = redis.Redis.from_url(own_server.url, socket_timeout=0.25, retry=Retry(NoBackoff(), 20))
+            lock: Any = redis_lock.Lock(client, "released", expire=30)
+            lock.acquire()
+            lock.release()  # the scripts are now cached
+            admin.config_resetstat()
+            if how == "release":
+                assert lock.acquire()
+                stall = _stall_server(admin, own_server.url, 800)
+                lock.release()
+            else:
+                with lock:
+                    stall = _stall_server(admin, own_server.url, 800)
+            stall.join(timeout=10)
+            client.close()
+        else:
+
+            async def scenario() -> None:
+                client = redis.asyncio.Redis.from_url(
+                    own_server.url, socket_timeout=0.25, retry=AsyncRetry(NoBackoff(), 20)
+                )
+                lock = redis_lock.AsyncLock(client, "released", expire=30)
+                await lock.acquire()
+                await lock.release()
+                admin.config_resetstat()
+                if how == "async-release":
+                    assert await lock.acquire()
+                    stall = await asyncio.to_thread(_stall_server, admin, own_server.url, 800)
+                    await lock.release()
+                else:
+                    async with lock:
+                        stall = await asyncio.to_thread(_stall_server, admin, own_server.url, 800)
+                await asyncio.to_thread(stall.join, 10)
+                await client.aclose()
+
+            asyncio.run(scenario())
+        # The unlock script really ran more than once after the acquire (the retry found the key gone).
+        assert admin.info("commandstats")["cmdstat_evalsha"]["calls"] >= 3
+        assert admin.exists("lock:released") == 0
+    finally:
+        admin.close()
+
+
+def test_a_release_of_a_lock_reset_meanwhile_still_reports_the_loss(own_server: RedisServer) -> None:
+    """The receipt belongs to the call: a lock reset during the hold still makes release() raise NotAcquired."""
+    client = redis.Redis.from_url(own_server.url)
+    try:
+        lock = redis_lock.Lock(client, "reset-meanwhile", expire=30)
+        assert lock.acquire()
+        lock.release()  # leaves a receipt of that call
+        assert lock.acquire()
+        redis_lock.Lock(client, "reset-meanwhile").reset()
+        with pytest.raises(redis_lock.NotAcquired):
+            lock.release()
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_a_partitioned_holder_learns_it_lost_the_lock_when_its_lease_ends(
+    own_server: RedisServer, flavour: str
+) -> None:
+    """A holder cut off from Redis reports ``lost`` when its lease ends, though its renewal is stuck in retries.
+
+    The holder's client has redis-py's defaults (5 s socket timeout, 10 retries), so
+    its renewal would wait about a minute; the lease (1 s) must bound the answer."""
+    from ._proxy import PartitionProxy
+
+    proxy = PartitionProxy("127.0.0.1", own_server.port)
+    other = redis.Redis.from_url(own_server.tcp_url)
+    expire = 1.0
+    try:
+        if flavour == "sync":
+            holder = redis.Redis.from_url(proxy.url)
+            lock: Any = redis_lock.Lock(holder, "partitioned", expire=expire, auto_renewal=True)
+            assert lock.acquire()
+            acquired = time.monotonic()
+            proxy.freeze()
+            wait_for(lambda: lock.lost, timeout=expire + SLACK, what="the holder to see its loss")
+            lost_after = time.monotonic() - acquired
+            # Another client takes the lock once the key expires on the server.
+            assert redis_lock.Lock(other, "partitioned").acquire(timeout=SLACK)
+            proxy.thaw()
+            with pytest.raises(redis_lock.LockLost):
+                lock.release()
+            holder.close()
+        else:
+
+            async def scenario() -> float:
+                holder = redis.asyncio.Redis.from_url(proxy.url)
+                lock = redis_lock.AsyncLock(holder, "partitioned", expire=expire, auto_renewal=True)
+                assert await lock.acquire()
+                acquired = time.monotonic()
+                proxy.freeze()
+                while not lock.lost:
+                    assert time.monotonic() - acquired < expire + SLACK, "the holder never saw its loss"
+                    await asyncio.sleep(0.01)
+                lost_after = time.monotonic() - acquired
+                assert await asyncio.to_thread(redis_lock.Lock(other, "partitioned").acquire, timeout=SLACK)
+                proxy.thaw()
+                with pytest.raises(redis_lock.LockLost):
+                    await lock.release()
+                await holder.aclose()
+                return lost_after
+
+            lost_after = asyncio.run(scenario())
+        # Lost no later than the lease (counted from before the acquire was sent) plus a margin.
+        assert lost_after <= expire + 0.25
+    finally:
+        proxy.close()
+        other.close()

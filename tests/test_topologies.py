@@ -241,3 +241,50 @@ def test_mutual_exclusion(env: Env) -> None:
     for future in futures:
         future.result(timeout=120)
     assert int(env.inspector.get("counter")) == 8 * rounds
+
+
+def test_timeout_zero_and_non_blocking_give_up_at_once_and_say_the_lock_was_busy(env: Env) -> None:
+    """``timeout=0`` and ``blocking=False`` make one attempt; their ``with`` errors say the lock was busy."""
+    holder = env.lock("busy-now", expire=30)
+    assert env.run(holder.acquire)
+    started = time.monotonic()
+    assert env.run(env.lock("busy-now").acquire, timeout=0) is False
+    with pytest.raises(redis_lock.AcquireTimeout, match="is busy"):
+        env.run(_enter_and_exit, env.lock("busy-now", timeout=0))
+    with pytest.raises(redis_lock.NotAcquired, match="is busy") as raised:
+        env.run(_enter_and_exit, env.lock("busy-now", blocking=False))
+    assert "already expired" not in str(raised.value)
+    assert time.monotonic() - started < 2
+    env.run(holder.release)
+    assert env.run(env.lock("busy-now").acquire, timeout=0) is True
+
+
+def _enter_and_exit(lock: Any) -> Any:
+    if isinstance(lock, redis_lock.AsyncLock):
+
+        async def use() -> None:
+            async with lock:
+                pass
+
+        return use()
+    with lock:
+        pass
+    return None
+
+
+def test_repr_names_the_public_class(env: Env) -> None:
+    """``repr()`` shows ``redis_lock.Lock`` / ``redis_lock.AsyncLock`` and the key, not a private module."""
+    lock = env.lock("shown")
+    expected = "redis_lock.AsyncLock" if env.runner.asyncio else "redis_lock.Lock"
+    assert repr(lock) == f"<{expected} {env.keys('shown')[0]!r}>"
+
+
+def test_reset_all_clears_lock_keys_written_by_other_programs(env: Env) -> None:
+    """``reset_all`` resets every ``lock:*`` key, also untagged ones another program wrote (other slots on Cluster)."""
+    for n in range(6):
+        assert env.run(env.lock(f"ours-{n}").acquire)
+        env.inspector.set(f"lock:job-{n}", "written-by-4.x")  # no hash tag: its signal key hashes elsewhere
+    assert env.reset_all() == 12
+    assert env.lock_keys() == []
+    for n in range(6):
+        assert env.inspector.lrange(f"lock-signal:job-{n}", 0, -1) == [b"1"]

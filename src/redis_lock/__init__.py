@@ -5,6 +5,8 @@ This file is the public facade; the implementation lives in private modules:
 - ``_core``: every decision, with no I/O (validation, key names, ids, waits,
   script replies to results or exceptions), shared by both flavours;
 - ``_scripts``: the Lua scripts in ``lua/``, loaded at import, run with EVALSHA;
+- ``_local``: the local gate that makes threads (or tasks) sharing one lock
+  object take turns;
 - ``_sync``: :class:`Lock`, its renewal thread, and :func:`reset_all`;
 - ``_async``: :class:`AsyncLock`, its renewal task, and :func:`async_reset_all`,
   the asyncio twins of the above;

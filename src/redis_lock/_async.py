@@ -22,13 +22,14 @@ The primitives that differ from the sync flavour:
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import time as mod_time
 from typing import TYPE_CHECKING, Any, Final
 
 import redis.asyncio
 
-from . import _core, _renewal
+from . import _core, _local, _renewal
 from ._core import (
     logger_for_acquire,
     logger_for_refresh_exit,
@@ -164,6 +165,7 @@ class AsyncLock:
         # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set).
         self._client = redis_client
         self._name, self._signal = settings.lock_key, settings.signal_key
+        self._receipt, self._receipt_ttl_ms = settings.receipt_key, settings.receipt_ttl_ms
         self._expire = settings.expire
         self._id = settings.id
         self._signal_expire = settings.signal_expire
@@ -180,14 +182,16 @@ class AsyncLock:
         self._lock_renewal_task = None
         self._lock_renewal: _renewal.AsyncRenewal | None = None
         self._lease_deadline = 0.0
-        # Whether this instance took the lock and has not yet released or reset it
-        # (as far as Redis has answered): see _core.owned_is_ours.
-        self._holding = False
+        # Which task holds this object (see _local): like asyncio.Lock, one at a time.
+        self._gate = _local.TaskGate()
         self._generated_id = settings.generated_id
+        self._id_pid = os.getpid()
+        # Whether the current hold is auto-renewed (its lease then bounds it: see `lost`).
+        self._renewed = False
         self._lost: BaseException | None = None
 
     def __repr__(self) -> str:
-        return f"<{type(self).__module__}.{type(self).__qualname__} {self._name!r}>"
+        return f"<{_core.public_name(type(self))} {self._name!r}>"
 
     @classmethod
     def register_scripts(cls, redis_client: object) -> None:
@@ -208,7 +212,13 @@ class AsyncLock:
 
         :meth:`release` then raises :class:`~redis_lock.LockLost`; a new
         :meth:`acquire` clears the flag.
+
+        It turns True when the lease of the last confirmed renewal runs out, whatever
+        the renewal's I/O is doing (for example waiting in the client's own retries
+        behind a network partition), and stays True until the next acquire.
         """
+        if self._lost is None and _core.lease_lost(self._renewed, self._lease_deadline, mod_time.monotonic()):
+            self._lost = _core.lease_ran_out(self._name)
         return self._lost is not None
 
     async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
@@ -217,7 +227,8 @@ class AsyncLock:
         :param blocking: wait for the lock if it is busy; with ``False``, one attempt.
         :param timeout: the longest wait, in seconds (fractions allowed); ``None`` waits forever.
         :returns: True if the lock was acquired, False if it was busy (non-blocking) or the timeout passed.
-        :raises AlreadyAcquired: this lock's id already holds it.
+        :raises AlreadyAcquired: this task holds this object already, or another
+            object with the same (chosen) ``id`` holds the lock.
         :raises TimeoutNotUsable: ``timeout`` given with ``blocking=False``.
         :raises InvalidTimeout: negative or non-finite ``timeout``.
         :raises TimeoutTooLarge: ``timeout`` greater than ``expire`` without auto-renewal.
@@ -226,11 +237,49 @@ class AsyncLock:
             again. Each attempt may then take up to ``wait_replicas_timeout`` longer.
         :raises asyncio.CancelledError: when cancelled; the lock is then not held by this instance.
 
+        Tasks sharing this object take turns, as with :class:`asyncio.Lock`: while
+        one holds it, another task's ``acquire()`` waits in this process, without
+        Redis traffic, within its ``blocking`` and ``timeout``. Any task may
+        :meth:`release` it.
+
         A wait cut short by a failover (the server force-unblocks it with
         ``UNBLOCKED``, or drops the connection) counts as a wake-up: the lock is
         tried again at once, and an error then propagates.
         """
-        request = _core.prepare_acquire(
+        request = self._prepare_acquire(blocking, timeout)
+        logger_for_acquire.debug("Acquiring Lock(%r) ...", self._name)
+        ticket = await self._gate.enter(blocking=request.blocking, deadline=request.deadline)
+        if ticket is None:
+            logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
+            return False
+        again = ticket.held  # this task holds the object already: Redis decides (see _local)
+        request, self._id, self._id_pid = _core.request_for_pass(
+            request, again=again, generated=self._generated_id, id_pid=self._id_pid, pid=os.getpid()
+        )
+        undo: list[asyncio.Task[Any]] = []
+        try:
+            acquired = await self._acquire_in_redis(request, undo)
+        except BaseException:
+            if again:
+                pass  # still held from before
+            elif undo:
+                # A cancelled attempt is being undone in the background: the gate
+                # stays closed until Redis has answered (see _attempt).
+                undo[0].add_done_callback(lambda _: self._gate.leave(ticket))
+            else:
+                self._gate.leave(ticket)
+            raise
+        if not acquired:
+            if not again:
+                self._gate.leave(ticket)
+        elif not self._gate.hold(ticket):
+            # A release from another task started while this holder acquired again.
+            await self._unlock()
+            return False
+        return acquired
+
+    def _prepare_acquire(self, blocking: object, timeout: object) -> _core.AcquireRequest:
+        return _core.prepare_acquire(
             blocking=blocking,
             timeout=timeout,
             expire=self._expire,
@@ -239,13 +288,15 @@ class AsyncLock:
             signal_key=self._signal,
             lock_id=self._id,
             now=mod_time.monotonic(),
-            owned_is_ours=_core.owned_is_ours(generated_id=self._generated_id, holding=self._holding),
+            owned_is_ours=_core.owned_is_ours(generated_id=self._generated_id),
         )
-        logger_for_acquire.debug("Acquiring Lock(%r) ...", self._name)
+
+    async def _acquire_in_redis(self, request: _core.AcquireRequest, undo: list[asyncio.Task[Any]]) -> bool:
+        """The acquire loop, run by the task that passed the gate: try, wait, try again."""
         interrupted = False
         while True:
             sent = mod_time.monotonic()
-            reply = await self._attempt(request)
+            reply = await self._attempt(request, undo)
             step = _core.next_acquire_step(reply, request, now=mod_time.monotonic(), chunk=self._wait_chunk)
             if not isinstance(step, _core.WaitPlan):
                 break
@@ -276,15 +327,15 @@ class AsyncLock:
         # From the reply to the return there is no await, so no cancellation can
         # land between taking the lock and reporting it (see _attempt for the rest).
         logger_for_acquire.info("Acquired Lock(%r).", self._name)
-        self._holding = True
         self._cancel_lock_renewer()
         self._lost = None
         self._lease_deadline = _core.lease_end(sent, self._expire, self._lease_deadline)
-        if _core.renews(self._lock_renewal_interval, self._expire):
+        self._renewed = _core.renews(self._lock_renewal_interval, self._expire)
+        if self._renewed:
             self._start_lock_renewer()
         return True
 
-    async def _attempt(self, request: _core.AcquireRequest) -> object:
+    async def _attempt(self, request: _core.AcquireRequest, undo: list[asyncio.Task[Any]]) -> object:
         """Run acquire.lua once, undoing it if the caller is cancelled meanwhile.
 
         Timeline of a cancellation (by ``task.cancel()``, :func:`asyncio.timeout`, ...)::
@@ -306,14 +357,17 @@ class AsyncLock:
         ``acquired``, or ``owned`` after a client retry of this very call) is
         undone; a busy reply, or ``owned`` by another instance with the same id,
         left nothing to undo. A second
-        cancellation while this clean-up runs lets it finish in the background.
+        cancellation while this clean-up runs lets it finish in the background;
+        the undo task is put in ``undo``, so that the object's gate stays closed
+        to the other tasks until it is done.
         """
         attempt = asyncio.ensure_future(self._try_acquire(request))
         try:
             return await asyncio.shield(attempt)
         except asyncio.CancelledError:
+            undo.append(_in_background(self._undo_attempt(attempt, request)))
             # A second cancellation interrupts only this wait; the undo goes on.
-            await asyncio.shield(_in_background(self._undo_attempt(attempt, request)))
+            await asyncio.shield(undo[0])
             raise
 
     async def _try_acquire(self, request: _core.AcquireRequest) -> object:
@@ -350,9 +404,7 @@ class AsyncLock:
         try:
             raise error
         finally:
-            await evalsha_async(
-                self._client, UNLOCK, (self._name, self._signal), (self._id, str(self._signal_expire))
-            )
+            await self._unlock()
 
     async def _undo_attempt(self, attempt: asyncio.Future[object], request: _core.AcquireRequest) -> None:
         try:
@@ -363,9 +415,7 @@ class AsyncLock:
             return
         logger_for_release.debug("Releasing Lock(%r).", self._name)
         try:
-            await evalsha_async(
-                self._client, UNLOCK, (self._name, self._signal), (self._id, str(self._signal_expire))
-            )
+            await self._unlock()
         except Exception as exc:
             logger_for_release.warning(
                 "Releasing Lock(%r) after a cancelled acquire failed: %r.", self._name, exc
@@ -401,7 +451,7 @@ class AsyncLock:
         :raises NotAcquired: this lock's id does not hold the lock.
         :raises LockLost: auto-renewal had already lost the lock (a :class:`NotAcquired`).
         """
-        releasing = asyncio.ensure_future(self._release())
+        releasing = asyncio.ensure_future(self._release(self._gate.begin_release()))
         try:
             await asyncio.shield(releasing)
         except asyncio.CancelledError:
@@ -420,25 +470,42 @@ class AsyncLock:
                 "Releasing Lock(%r) failed after it was cancelled: %r.", self._name, exc
             )
 
-    async def _release(self) -> None:
-        await self._stop_lock_renewer()
-        logger_for_release.debug("Releasing Lock(%r).", self._name)
-        reply = await evalsha_async(
-            self._client, UNLOCK, (self._name, self._signal), (self._id, str(self._signal_expire))
-        )
-        # Redis has answered: only now forget a loss, so that a release cut short
-        # before this point still reports it when retried.
-        self._holding = False
-        lost, self._lost = self._lost, None
+    async def _release(self, ticket: _local.Ticket | None) -> None:
+        try:
+            self.lost  # noqa: B018 (latches a lease that ran out, to report it below)
+            await self._stop_lock_renewer()
+            logger_for_release.debug("Releasing Lock(%r).", self._name)
+            reply = await self._unlock()
+            # Redis has answered: only now forget a loss, so that a release cut short
+            # before this point still reports it when retried.
+            lost, self._lost = self._lost, None
+        finally:
+            if ticket is not None:
+                self._renewed = False
+                self._gate.leave(ticket)
         if lost is not None:
             raise _core.lock_lost_error(self._name) from lost
         _core.check_unlock_reply(reply, self._name)
 
+    async def _unlock(self) -> object:
+        """Run unlock.lua once for this call, with a receipt that recognises the client's retries of it."""
+        return await evalsha_async(
+            self._client,
+            UNLOCK,
+            (self._name, self._signal, self._receipt),
+            _core.unlock_args(self._id, self._signal_expire, self._receipt_ttl_ms),
+        )
+
     async def reset(self) -> None:
         """Forcibly delete the lock, whoever holds it, and wake one waiter. Use with care."""
-        await self._stop_lock_renewer()
-        await evalsha_async(self._client, RESET, (self._name, self._signal), (str(self._signal_expire),))
-        self._holding = False
+        ticket = self._gate.begin_release()
+        try:
+            await self._stop_lock_renewer()
+            await evalsha_async(self._client, RESET, (self._name, self._signal), (str(self._signal_expire),))
+        finally:
+            if ticket is not None:
+                self._renewed = False
+                self._gate.leave(ticket)
 
     async def locked(self) -> bool:
         """True if the lock is held, by any id."""
@@ -520,7 +587,7 @@ class AsyncLock:
         if renewal is None:
             return
         # Waits for an extend of this lock in flight, so none lands after the release.
-        await renewal.wait_stopped()
+        await renewal.wait_stopped(until=self._lease_deadline)
         logger_for_refresh_exit.debug("Renewal thread for Lock(%r) exited.", self._name)
 
 
@@ -538,7 +605,7 @@ async def async_reset_all(
 
     .. versionadded:: 5.0
     """
-    _core.check_client(redis_client, strict=False, accepted=(), flavour="async")
+    _core.check_client(redis_client, strict=False, accepted=(), flavour="async", needs_commands=True)
     expire_arg = (str(_core.validate_signal_expire(signal_expire)),)
     deleted = 0
     if _core.is_async_cluster(redis_client):
@@ -558,10 +625,10 @@ async def async_reset_all(
             cursor=cursor, match=_core.LOCK_PREFIX + "*", count=_core.RESET_ALL_SCAN_COUNT
         )
         cursor, keys = _core.parse_scan_reply(reply)
-        batch = _core.reset_all_batch(keys)
+        batch, locks = _core.reset_all_batch(keys)
         if batch:
             deleted += _core.as_int_reply(
-                await evalsha_async(redis_client, RESET_ALL, batch, expire_arg), "reset_all"
+                await evalsha_async(redis_client, RESET_ALL, batch, (*expire_arg, str(locks))), "reset_all"
             )
         if cursor == 0:
             return deleted
@@ -571,8 +638,8 @@ async def _reset_cluster_page(
     redis_client: AsyncRedisClient, keys: list[object], expire_arg: tuple[str]
 ) -> int:
     deleted = 0
-    for group in _core.reset_all_groups(keys):
+    for group, locks in _core.reset_all_groups(keys):
         deleted += _core.as_int_reply(
-            await evalsha_async(redis_client, RESET_ALL, group, expire_arg), "reset_all"
+            await evalsha_async(redis_client, RESET_ALL, group, (*expire_arg, str(locks))), "reset_all"
         )
     return deleted

@@ -7,10 +7,13 @@ sync and async flavours only talk to Redis and wait.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
+import itertools
 import logging
 import math
+import os
 import sys
 from base64 import b64encode
 from dataclasses import dataclass
@@ -48,6 +51,8 @@ logger_for_release: Final = getLogger("redis_lock.release")
 
 LOCK_PREFIX: Final = "lock:"
 SIGNAL_PREFIX: Final = "lock-signal:"
+#: A release's receipt: which release call deleted the lock key (see :func:`release_receipt_ttl_ms`).
+RECEIPT_PREFIX: Final = "lock-released:"
 
 #: Upper bound for ``expire`` and ``timeout``, in seconds (about 31.7 years).
 MAX_SECONDS: Final = 1_000_000_000
@@ -101,7 +106,19 @@ def validate_name(name: object) -> str:
         )
     if not name:
         raise InvalidArgument("name must not be empty: name=''", argument="name")
+    _check_encodable(name, "name")
     return name
+
+
+def _check_encodable(value: str, argument: str) -> None:
+    # A lone surrogate ("\ud800") cannot be sent: redis-py would fail inside the call.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise InvalidArgument(
+            f"{argument} must be encodable as UTF-8 ({exc.reason} at position {exc.start}): {argument}={value!r}",
+            argument=argument,
+        ) from None
 
 
 def validate_expire(expire: object, *, argument: str = "expire") -> float | None:
@@ -141,7 +158,12 @@ def to_ms(seconds: float) -> int:
 
 
 def validate_timeout(timeout: object) -> float | None:
-    """Return ``timeout`` in seconds, or None for "wait forever". Falsy means None, as in 4.x."""
+    """Return ``timeout`` in seconds, or None for "wait forever".
+
+    0 means "do not wait" (one attempt), as for :class:`threading.Lock` and
+    redis-py; 4.x treated every falsy timeout as "forever", so that a computed
+    ``deadline - now`` reaching 0 blocked for ever.
+    """
     if timeout is None:
         return None
     if not _is_number(timeout):
@@ -150,13 +172,11 @@ def validate_timeout(timeout: object) -> float | None:
             argument="timeout",
         )
     assert isinstance(timeout, int | float)
-    if not timeout:
-        return None
     if math.isnan(timeout) or timeout < 0:
         raise InvalidTimeout(f"Timeout ({timeout}) cannot be less than or equal to 0", argument="timeout")
     if timeout > MAX_SECONDS:
         raise InvalidTimeout(f"Timeout ({timeout}) must be at most {MAX_SECONDS} seconds", argument="timeout")
-    return timeout
+    return float(timeout)
 
 
 def validate_flag(value: object, argument: str) -> bool:
@@ -202,15 +222,23 @@ def validate_id(id: object) -> str:
         value = id
     else:
         raise InvalidArgumentType(
-            f"Incorrect type for `id`. Must be bytes/str not {type(id)}.", argument="id"
+            f"Incorrect type for `id`. Must be bytes/str not {type(id)}: id={id!r}", argument="id"
         )
     if not value:
         raise InvalidArgument(f"id must not be empty: id={id!r}", argument="id")
+    _check_encodable(value, "id")
     return value
 
 
-def check_client(client: object, *, strict: bool, accepted: tuple[type, ...], flavour: str) -> None:
-    """Reject what cannot be this flavour's client. Under ``strict`` (the default) only known client classes pass."""
+def check_client(
+    client: object, *, strict: bool, accepted: tuple[type, ...], flavour: str, needs_commands: bool = False
+) -> None:
+    """Reject what cannot be this flavour's client. Under ``strict`` (the default) only known client classes pass.
+
+    With ``strict=False`` any object passes, as in 4.x (whose own tests build
+    ``Lock(object(), ...)``), except the other flavour's client; ``needs_commands``
+    (for ``reset_all``, which has no ``strict``) also requires ``evalsha`` and ``scan``.
+    """
     # The other flavour's client is named first, even under strict: the fix is the other class.
     is_async = inspect.iscoroutinefunction(getattr(client, "execute_command", None))
     if is_async != (flavour == "async") and callable(getattr(client, "evalsha", None)):
@@ -222,14 +250,19 @@ def check_client(client: object, *, strict: bool, accepted: tuple[type, ...], fl
         )
     if strict and not isinstance(client, accepted):
         names = ", ".join(f"{t.__module__}.{t.__qualname__}" for t in accepted)
+        expected = (
+            "redis.asyncio.Redis or valkey.asyncio.Valkey"
+            if flavour == "async"
+            else "redis.Redis or valkey.Valkey"
+        )
         raise InvalidArgument(
-            "redis_client must be instance of StrictRedis. Use strict=False if you know what you're doing. "
-            f"Expected one of: {names}; got {type(client).__module__}.{type(client).__qualname__}.",
+            f"redis_client must be a {expected} (or cluster) client. Use strict=False if you know what "
+            f"you're doing. Expected one of: {names}; got {type(client).__module__}.{type(client).__qualname__}.",
             argument="redis_client",
         )
-    if not callable(getattr(client, "evalsha", None)):
+    if needs_commands and not all(callable(getattr(client, name, None)) for name in ("evalsha", "scan")):
         raise InvalidArgumentType(
-            f"redis_client must be a Redis client with an evalsha() method, got {type(client).__qualname__}",
+            f"redis_client must be a Redis client with evalsha() and scan() methods, got {type(client).__qualname__}",
             argument="redis_client",
         )
 
@@ -240,7 +273,14 @@ def check_auto_renewal(auto_renewal: bool, expire: float | None) -> float | None
         return None
     if expire is None:
         raise InvalidArgument("Expire may not be None when auto_renewal is set", argument="auto_renewal")
-    return expire * 2 / 3
+    interval = expire * 2 / 3
+    if interval < MIN_WAIT:
+        raise InvalidArgument(
+            f"expire must be at least {MIN_WAIT * 1.5:g} seconds with auto_renewal=True (renewed every "
+            f"expire * 2/3, at least one millisecond): expire={expire!r}",
+            argument="expire",
+        )
+    return interval
 
 
 def check_renewal_interval(interval: float | None) -> float | None:
@@ -260,7 +300,9 @@ def check_acquire_timeout(
 ) -> float | None:
     """Validate ``acquire()``'s (or the constructor's) timeout against the lock's settings."""
     if not blocking and timeout is not None:
-        raise TimeoutNotUsable("Timeout cannot be used if blocking=False", argument="timeout")
+        raise TimeoutNotUsable(
+            f"Timeout cannot be used if blocking=False: timeout={timeout!r}", argument="timeout"
+        )
     value = validate_timeout(timeout)
     if value is not None and expire is not None and renewal is None and value > expire:
         raise TimeoutTooLarge(
@@ -276,6 +318,8 @@ class LockSettings:
 
     lock_key: str
     signal_key: str
+    receipt_key: str
+    receipt_ttl_ms: int
     expire: float | None
     id: str
     signal_expire: int
@@ -321,6 +365,8 @@ def lock_settings(
     return LockSettings(
         lock_key=lock_key,
         signal_key=signal_key,
+        receipt_key=receipt_key(lock_key),
+        receipt_ttl_ms=release_receipt_ttl_ms(socket_timeout),
         expire=seconds,
         id=lock_id,
         signal_expire=signal_ms,
@@ -419,6 +465,11 @@ def keys_for(name: str, *, cluster: bool = False) -> tuple[str, str]:
     return LOCK_PREFIX + suffix, SIGNAL_PREFIX + suffix
 
 
+def receipt_key(lock_key: str) -> str:
+    """The key of a lock's release receipt: ``lock-released:<name>``, in the lock key's hash slot."""
+    return RECEIPT_PREFIX + lock_key[len(LOCK_PREFIX) :]
+
+
 def _crc16(data: bytes) -> int:
     # CRC-16/XMODEM (polynomial 0x1021, initial value 0), the checksum of the
     # Redis Cluster specification's key distribution model.
@@ -442,14 +493,23 @@ def key_slot(key: str | bytes) -> int:
     return _crc16(data) % 16384
 
 
-def reset_all_groups(keys: list[object]) -> list[tuple[str, ...]]:
-    """Split a page of scanned lock keys into reset_all.lua KEYS lists whose keys share one slot."""
-    groups: dict[int, list[str]] = {}
+def reset_all_groups(keys: list[object]) -> list[tuple[tuple[str, ...], int]]:
+    """Split a page of scanned lock keys into reset_all.lua calls whose keys all share one slot.
+
+    Each call is (KEYS, number of lock keys): its lock keys, then its signal keys.
+    A lock key and its signal key normally share a slot (our cluster keys carry a
+    hash tag); a key some other program wrote, such as ``lock:job`` without a tag,
+    has its signal key elsewhere, and each of the two then goes with its own slot.
+    """
+    groups: dict[int, tuple[list[str], list[str]]] = {}
     for key in keys:
         pair = keys_for_scanned(key)
-        if pair is not None:
-            groups.setdefault(key_slot(pair[0]), []).extend(pair)
-    return [tuple(group) for group in groups.values()]
+        if pair is None:
+            continue
+        lock_key, signal_key = pair
+        groups.setdefault(key_slot(lock_key), ([], []))[0].append(lock_key)
+        groups.setdefault(key_slot(signal_key), ([], []))[1].append(signal_key)
+    return [(tuple(locks + signals), len(locks)) for locks, signals in groups.values()]
 
 
 def keys_for_scanned(key: object) -> tuple[str, str] | None:
@@ -594,7 +654,7 @@ class AcquireRequest:
     blocking: bool
     deadline: float | None
     keys: tuple[str, str]
-    args: tuple[str, str]
+    args: tuple[str, str, str]
     #: An "owned" reply means this very call took the lock (see :func:`takes_lock`).
     owned_is_ours: bool = False
 
@@ -623,24 +683,71 @@ def prepare_acquire(
         blocking=blocking,
         deadline=None if wait_for is None else now + wait_for,
         keys=(lock_key, signal_key),
-        args=(lock_id, str(to_ms(expire)) if expire else "0"),
+        args=(lock_id, str(to_ms(expire)) if expire else "0", "1" if owned_is_ours else "0"),
         owned_is_ours=owned_is_ours,
     )
 
 
-def owned_is_ours(*, generated_id: bool, holding: bool) -> bool:
-    """Whether acquire.lua answering "owned" can only mean that this call's own attempt took the lock.
+def request_for_pass(
+    request: AcquireRequest, *, again: bool, generated: bool, id_pid: int, pid: int
+) -> tuple[AcquireRequest, str, int]:
+    """Adapt ``request`` to the caller that passed the object's local gate; return it with the id to use.
+
+    ``again``: the caller holds the object already (a second acquire by the same
+    thread or task): an "owned" reply is then its first hold, AlreadyAcquired.
+    Otherwise the caller is the object's only user of the id (``_local``); in a
+    forked child a generated id is first generated again (:func:`id_for_process`).
+
+    :returns: the request, the id, and the pid the id belongs to.
+    """
+    lock_id = request.args[0]
+    if again:
+        return (
+            dataclasses.replace(request, args=(lock_id, request.args[1], "0"), owned_is_ours=False),
+            lock_id,
+            id_pid,
+        )
+    fresh, fresh_pid = id_for_process(lock_id, generated=generated, id_pid=id_pid, pid=pid)
+    if fresh != lock_id:
+        request = dataclasses.replace(request, args=(fresh, request.args[1], request.args[2]))
+    return request, fresh, fresh_pid
+
+
+def owned_is_ours(*, generated_id: bool) -> bool:
+    """Whether acquire.lua answering "owned" means that this call holds the lock now.
 
     The client may send one command twice: redis-py and valkey-py retry a
     command after a connection error or a socket timeout, although the first
     copy may already have run (its reply was lost). If the first copy of the
     acquire script took the lock, the second finds it held by this very id and
-    answers "owned". With a generated id (unique to this instance) that this
-    instance does not hold, nobody else can have taken the lock with that id,
-    so the call did: it acquired the lock. With an id the caller chose, another
-    instance may share it, and "owned" keeps its 4.x meaning, AlreadyAcquired.
+    answers "owned".
+
+    Who can have written a generated id? Only this object (an id is generated
+    per object, and again in a forked child: :func:`id_for_process`), and only
+    through the caller that holds the object's local gate (``_local``), which is
+    this call: nobody else of this process sends the acquire script with this id
+    while it runs. So "owned" comes from this call's own earlier copy, or from
+    an earlier call of this object that raised before it could tell (and that
+    nobody holds). Either way nobody else holds the lock, so this call takes it:
+    the script then resets the key's expiry, as a fresh grant would.
+
+    With an id the caller chose, other objects and processes may share it, and
+    "owned" keeps its 4.x meaning, AlreadyAcquired.
     """
-    return generated_id and not holding
+    return generated_id
+
+
+def id_for_process(lock_id: str, *, generated: bool, id_pid: int, pid: int) -> tuple[str, int]:
+    """The id an object uses in process ``pid``: a generated id is generated again in a forked child.
+
+    A forked child has a copy of every lock object of its parent. If both used the
+    one generated id, each could take the other's hold for its own (see
+    :func:`owned_is_ours`); with an id of its own, the child's copy is simply
+    another owner. A chosen id is the caller's to share, and stays.
+    """
+    if not generated or id_pid == pid:
+        return lock_id, id_pid
+    return generate_id(), pid
 
 
 def takes_lock(reply: object, request: AcquireRequest) -> bool:
@@ -833,6 +940,78 @@ def replication_error(
 # Holding: lease, extension, renewal, release.
 
 
+#: How many times a release's reply may be lost and the release sent again, to
+#: size its receipt: redis-py 8 and valkey-py retry a command 10 times by default.
+RECEIPT_ATTEMPTS: Final = 12
+#: The receipt's lifetime when the client's socket timeout cannot be read.
+DEFAULT_RECEIPT_TTL_MS: Final = 72_000
+#: Longest receipt lifetime, in milliseconds (one hour).
+MAX_RECEIPT_TTL_MS: Final = 3_600_000
+
+
+def release_receipt_ttl_ms(socket_timeout: object) -> int:
+    """How long a release's receipt lives, in milliseconds: past the client's last retry of it.
+
+    A client retries a command whose reply did not arrive within its socket timeout
+    (after a short back-off, at most 1 s in redis-py 8); the server may run every
+    copy. unlock.lua leaves a receipt (the call's nonce) for as long as a copy of
+    the same call may still arrive, so a later copy that finds the lock gone can
+    tell "this call released it" from "it was lost" (see ``lua/unlock.lua``).
+    """
+    if _is_number(socket_timeout):
+        assert isinstance(socket_timeout, int | float)
+        if 0 < socket_timeout < math.inf:
+            return min(MAX_RECEIPT_TTL_MS, to_ms(RECEIPT_ATTEMPTS * (socket_timeout + 1)))
+    return DEFAULT_RECEIPT_TTL_MS
+
+
+class _Nonces:
+    """Per-call nonces: a random prefix per process (drawn again after a fork) and a counter."""
+
+    def __init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        self.prefix = urandom(9).hex()
+        self.counter = itertools.count()
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.counter):x}"
+
+
+_nonces: Final = _Nonces()
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_nonces.renew)
+
+
+def unlock_args(lock_id: str, signal_expire: int, receipt_ttl_ms: int) -> tuple[str, str, str, str]:
+    """unlock.lua's ARGV for one release call: the id, the signal's lifetime, a fresh nonce, the receipt's lifetime."""
+    return lock_id, str(signal_expire), _nonces.next(), str(receipt_ttl_ms)
+
+
+def lease_lost(renewed: bool, lease_deadline: float, now: float) -> bool:
+    """Whether an auto-renewed hold is lost at ``now``: its lease ran out with no renewal confirmed.
+
+    Renewal moves ``lease_deadline`` only when Redis confirms an extend, so this
+    holds whatever the renewal's I/O is doing (blocked in the client's own
+    timeout-and-retry loop behind a partition, for example): the holder learns of
+    the loss when its lease ends, not when the I/O returns.
+    """
+    return renewed and now >= lease_deadline
+
+
+def lease_ran_out(lock_key: str) -> RedisLockError:
+    """Log and return the cause recorded when an auto-renewed hold's lease ran out unconfirmed.
+
+    Called once per loss, by whoever sees it first (``lost``); renewal then stops
+    without another word (``_renewal._settle``).
+    """
+    logger_for_refresh_thread.error(
+        "Lost Lock(%r): %s.", lock_key, "its lease ran out before Redis confirmed a renewal"
+    )
+    return RedisLockError(f"Lock({lock_key})'s lease ran out before Redis confirmed a renewal.")
+
+
 def lease_end(sent: float, expire: float | None, current: float) -> float:
     """The ``monotonic()`` time a lease set by a command sent at ``sent`` runs out.
 
@@ -921,9 +1100,14 @@ def lock_lost_error(lock_key: str) -> LockLost:
 
 def enter_error(lock_key: str, *, blocking: bool, timeout: float | None) -> NotAcquired:
     """The error a ``with`` statement raises when it could not acquire the lock."""
-    if blocking:
+    if blocking and timeout:
         return AcquireTimeout(f"Lock({lock_key}) wasn't acquired within {timeout} seconds.")
-    return NotAcquired(f"Lock({lock_key}) is not acquired or it already expired.")
+    how = "blocking=False" if not blocking else "timeout=0"
+    busy = (
+        f"Lock({lock_key}) is busy: another owner holds it (or another thread or task holds this object), "
+        f"and {how} does not wait."
+    )
+    return NotAcquired(busy) if not blocking else AcquireTimeout(busy)
 
 
 def exit_release_failed_note(lock_key: str, release_error: BaseException) -> str:
@@ -961,7 +1145,10 @@ def parse_acquire_reply(reply: object) -> AcquireReply:
 
 
 def check_unlock_reply(reply: object, lock_key: str) -> None:
+    """Judge unlock.lua's reply: 0 released, 2 released by an earlier copy of this very call."""
     code = _as_int(reply, "unlock")
+    if code == 2:
+        return
     if code == 1:
         raise NotAcquired(f"Lock({lock_key}) is not acquired or it already expired.")
     if code != 0:
@@ -1002,11 +1189,21 @@ def parse_scan_reply(reply: object) -> tuple[int, list[object]]:
     raise RedisLockError(f"Unexpected reply to SCAN: {reply!r}")
 
 
-def reset_all_batch(keys: list[object]) -> tuple[str, ...]:
-    """Turn a SCAN page of lock keys into the KEYS of reset_all.lua: (lock, signal) pairs, flattened."""
-    flat: list[str] = []
+def reset_all_batch(keys: list[object]) -> tuple[tuple[str, ...], int]:
+    """Turn a SCAN page of lock keys into reset_all.lua's KEYS (lock keys, then signal keys) and the lock count."""
+    locks: list[str] = []
+    signals: list[str] = []
     for key in keys:
         pair = keys_for_scanned(key)
         if pair is not None:
-            flat.extend(pair)
-    return tuple(flat)
+            locks.append(pair[0])
+            signals.append(pair[1])
+    return tuple(locks + signals), len(locks)
+
+
+def public_name(cls: type) -> str:
+    """A class's name for ``repr()``: ``redis_lock.Lock``, not the private module it is defined in."""
+    module = cls.__module__
+    if module.startswith("redis_lock._"):
+        module = "redis_lock"
+    return f"{module}.{cls.__qualname__}"

@@ -26,10 +26,14 @@ if TYPE_CHECKING:
 
     from .typing import RedisClient
 
-__all__ = ["GET_OR_SET_LOCK_PREFIX", "CacheBackend", "CacheLockMixin"]
+__all__ = ["GET_OR_SET_DEFAULT_EXPIRE", "GET_OR_SET_LOCK_PREFIX", "CacheBackend", "CacheLockMixin"]
 
 #: What ``locked_get_or_set`` puts before the cache key to name its lock (4.x value).
 GET_OR_SET_LOCK_PREFIX: Final = "get_or_set:"
+#: The lifetime, in seconds, of ``locked_get_or_set``'s lock when no ``expire`` is
+#: given: auto-renewed while the value is computed, so it never expires under a
+#: live worker, and a worker killed mid-computation frees the key within this time.
+GET_OR_SET_DEFAULT_EXPIRE: Final = 60.0
 
 T = TypeVar("T")
 
@@ -60,6 +64,8 @@ class CacheBackend(Protocol):
         signal_expire: int = ...,
         blocking: bool = True,
         timeout: float | None = None,
+        wait_replicas: int = 0,
+        wait_replicas_timeout: float = 1.0,
     ) -> Lock: ...
 
 
@@ -96,6 +102,8 @@ class CacheLockMixin:
         signal_expire: int = _core.DEFAULT_SIGNAL_EXPIRE_MS,
         blocking: bool = True,
         timeout: float | None = None,
+        wait_replicas: int = 0,
+        wait_replicas_timeout: float = 1.0,
     ) -> Lock:
         """A :class:`redis_lock.Lock` named ``key`` on this cache's server.
 
@@ -113,11 +121,14 @@ class CacheLockMixin:
         :param blocking: whether ``with cache.lock(...)`` waits for the lock.
         :param timeout: how long ``with cache.lock(...)`` waits, in seconds (``None``: forever).
             This is not django-redis's ``lock(timeout=)``, which is the lock's lifetime.
+        :param wait_replicas: replicas that must acknowledge the lock (see :class:`~redis_lock.Lock`).
+        :param wait_replicas_timeout: how long to wait for them, in seconds.
         :raises NotImplementedError: the cache's ``CLIENT_CLASS`` has no raw client
             (django-redis's ``ShardClient``).
 
         .. versionchanged:: 5.0
-           Takes ``strict``, ``signal_expire``, ``blocking`` and ``timeout``.
+           Takes ``strict``, ``signal_expire``, ``blocking``, ``timeout``,
+           ``wait_replicas`` and ``wait_replicas_timeout``.
         """
         return Lock(
             raw_client(self),
@@ -129,6 +140,8 @@ class CacheLockMixin:
             signal_expire=signal_expire,
             blocking=blocking,
             timeout=timeout,
+            wait_replicas=wait_replicas,
+            wait_replicas_timeout=wait_replicas_timeout,
         )
 
     def locked_get_or_set(
@@ -140,6 +153,13 @@ class CacheLockMixin:
         id: str | bytes | None = None,
         lock_key: str | None = None,
         timeout: Any = DEFAULT_TIMEOUT,
+        *,
+        wait_timeout: float | None = None,
+        auto_renewal: bool | None = None,
+        strict: bool = True,
+        signal_expire: int = _core.DEFAULT_SIGNAL_EXPIRE_MS,
+        wait_replicas: int = 0,
+        wait_replicas_timeout: float = 1.0,
     ) -> T:
         """Return the cached value of ``key``, computing and caching it once if it is missing.
 
@@ -153,19 +173,51 @@ class CacheLockMixin:
         :param key: the cache key (it goes through the cache's key function).
         :param value_creator: computes the value; it must not return ``None``.
         :param version: the cache key's version.
-        :param expire: the lock's lifetime in seconds (``None``: never expires).
+        :param expire: the lock's lifetime in seconds. ``None`` (the default) means
+            :data:`GET_OR_SET_DEFAULT_EXPIRE` (60 s) with auto-renewal, so a worker
+            killed while computing cannot block the key for ever; 0 means a lock that
+            never expires (4.x's default).
         :param id: the lock's id.
         :param lock_key: the lock's name (not passed through the key function).
         :param timeout: the cached value's lifetime, as for the cache's ``set``
-            (it is not a lock timeout).
+            (it is not a lock timeout: that is ``wait_timeout``).
+        :param wait_timeout: how long to wait for the lock, in seconds (``None``:
+            forever); then :class:`~redis_lock.AcquireTimeout` is raised.
+        :param auto_renewal: renew the lock while ``value_creator`` runs; ``None``
+            (the default) renews it exactly when ``expire`` is ``None``.
+        :param strict: as for :class:`~redis_lock.Lock`.
+        :param signal_expire: as for :class:`~redis_lock.Lock`.
+        :param wait_replicas: as for :class:`~redis_lock.Lock`.
+        :param wait_replicas_timeout: as for :class:`~redis_lock.Lock`.
         :raises ValueError: ``value_creator`` returned ``None``.
+        :raises AcquireTimeout: the lock was not acquired within ``wait_timeout``.
+
+        .. versionchanged:: 5.0
+           Takes every :class:`~redis_lock.Lock` option (``wait_timeout`` is the
+           lock's ``timeout``); without ``expire`` the lock expires and is renewed.
         """
         if lock_key is None:
             lock_key = GET_OR_SET_LOCK_PREFIX + key
+        if auto_renewal is None:
+            auto_renewal = expire is None
+        if expire is None:
+            expire = GET_OR_SET_DEFAULT_EXPIRE
+        # Built (and so validated) before the first cache read.
+        lock = self.lock(
+            lock_key,
+            expire=expire,
+            id=id,
+            auto_renewal=auto_renewal,
+            strict=strict,
+            signal_expire=signal_expire,
+            timeout=wait_timeout,
+            wait_replicas=wait_replicas,
+            wait_replicas_timeout=wait_replicas_timeout,
+        )
         value: T | None = self.get(key, version=version)
         if value is not None:
             return value
-        with self.lock(lock_key, expire=expire, id=id):
+        with lock:
             # Another caller may have stored the value while this one waited.
             value = self.get(key, version=version)
             if value is not None:

@@ -16,7 +16,7 @@ so code written for python-redis-lock 4.x (``except RuntimeError``) keeps workin
         │   ├── TimeoutNotUsable
         │   ├── InvalidTimeout
         │   └── TimeoutTooLarge
-        └── InvalidArgumentType         (new in 5.0; also a TypeError)
+        └── InvalidArgumentType         (new in 5.0; also a TypeError and a ValueError)
 
 The argument errors also derive from :class:`ValueError` or :class:`TypeError`
 because 4.x raised those plain builtins for the same mistakes.
@@ -132,8 +132,12 @@ class InvalidArgument(RedisLockError, ValueError):
         self.argument = argument
 
 
-class InvalidArgumentType(RedisLockError, TypeError):
+class InvalidArgumentType(RedisLockError, TypeError, ValueError):
     """An argument has the wrong type.
+
+    Also a :class:`ValueError`: 4.x converted durations with ``int()``, so
+    ``timeout="foobar"`` raised :class:`ValueError` there, and code (4.x's own
+    tests among it) catches that.
 
     :ivar argument: the name of the offending argument.
 

@@ -143,6 +143,11 @@ def _settle(entry: _Entry[Any], lock: Lock | AsyncLock, result: _Result, now: fl
     :returns: whether renewal goes on (``entry.due`` is then set); False when it must stop.
     """
     error, deadline = result
+    if lock._lost is not None:
+        # Its lease ran out before a renewal was confirmed, and someone saw it (`lost`):
+        # a late confirmation does not take that back.
+        logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", entry.key)
+        return False
     if error is None:
         if deadline is not None:
             lock._lease_deadline = deadline
@@ -197,12 +202,14 @@ class _Job(Generic[_E]):
     one-call-per-lock path's to the lock it renews.
     """
 
-    __slots__ = ("args", "client", "entry", "how", "result", "seconds")
+    __slots__ = ("args", "client", "deadline", "entry", "how", "result", "seconds")
 
-    def __init__(self, entry: _E, client: object, how: int) -> None:
+    def __init__(self, entry: _E, client: object, how: int, deadline: float) -> None:
         self.entry: _E = entry
         self.client = client
         self.how = how
+        #: The lock's lease deadline when the job was made: renewal I/O is no use past it.
+        self.deadline = deadline
         self.args: tuple[str, str, str] = ("", "", "")
         self.seconds = 0.0
         self.result: _Result = (None, None)
@@ -215,8 +222,8 @@ def _job(entry: _E, unpipelined: set[int]) -> _Job[_E] | None:
         return None
     client = lock._client
     if not entry.pipelined or id(client) in unpipelined or _pipeline_factory(client) is None:
-        return _Job(entry, client, _ONE_BY_ONE)
-    job = _Job(entry, client, _PIPELINED)
+        return _Job(entry, client, _ONE_BY_ONE, lock._lease_deadline)
+    job = _Job(entry, client, _PIPELINED, lock._lease_deadline)
     try:
         job.args, job.seconds = _extend_args(lock)
     except Exception as exc:
@@ -440,8 +447,12 @@ class Renewal(_Entry["Lock"]):
         with scheduler.cond:
             scheduler.cond.wait_for(lambda: self.finished and not self.in_flight, timeout)
 
-    def stop(self) -> bool:
-        """End this lock's renewal; wait for an extend of it in flight. False if it had already ended."""
+    def stop(self, until: float | None = None) -> bool:
+        """End this lock's renewal; wait for an extend of it in flight. False if it had already ended.
+
+        :param until: a ``monotonic()`` time (the lock's lease deadline) after which an
+            extend still in flight is not waited for: it cannot save the lease any more.
+        """
         scheduler = self._scheduler
         if scheduler.pid != os.getpid():
             return False  # a forked child: the parent's scheduler does not run here
@@ -451,7 +462,8 @@ class Renewal(_Entry["Lock"]):
             self.finished = True
             scheduler.live -= 1
             if threading.current_thread() is not scheduler.thread:
-                scheduler.cond.wait_for(lambda: not self.in_flight)
+                timeout = None if until is None else max(0.0, until - mod_time.monotonic())
+                scheduler.cond.wait_for(lambda: not self.in_flight, timeout)
             logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", self.key)
         scheduler.inbox.put((_WAKE, self))
         return True
@@ -681,11 +693,16 @@ class AsyncRenewal(_Entry["AsyncLock"]):
                 loop.call_soon_threadsafe(self._scheduler.forget, self)
         return True
 
-    async def wait_stopped(self) -> None:
-        """Wait until no renewal of this lock is in flight (only on the scheduler's own loop)."""
+    async def wait_stopped(self, until: float | None = None) -> None:
+        """Wait until no renewal of this lock is in flight (only on the scheduler's own loop).
+
+        :param until: a ``monotonic()`` time (the lock's lease deadline) after which an
+            extend still in flight is not waited for: it cannot save the lease any more.
+        """
         if not self.future.done() and self.future.get_loop() is asyncio.get_running_loop():
+            timeout = None if until is None else max(0.0, until - mod_time.monotonic())
             # asyncio.wait neither raises the future's outcome nor swallows a cancellation.
-            await asyncio.wait((self.future,))
+            await asyncio.wait((self.future,), timeout=timeout)
 
     def _collected(self, ref: weakref.ref[AsyncLock]) -> None:
         with contextlib.suppress(RuntimeError):
@@ -823,15 +840,19 @@ class _AsyncScheduler:
             client = group[0].client
             factory = _pipeline_factory(client)
             for first in range(0, len(group), PIPELINE_CHUNK):
-                if not await _pipelined_async(client, factory, group[first : first + PIPELINE_CHUNK]):
+                chunk = group[first : first + PIPELINE_CHUNK]
+                if await _within_leases(chunk, _pipelined_async(client, factory, chunk)) is False:
                     self._unpipelined.add(id(client))
                     one_by_one.extend(group[first:])
                     break
         for first in range(0, len(one_by_one), ASYNC_PER_LOCK_CONCURRENCY):
             chunk = one_by_one[first : first + ASYNC_PER_LOCK_CONCURRENCY]
-            results = await asyncio.gather(*(_renew_by_ref_async(job.entry) for job in chunk))
+            results = await asyncio.gather(
+                *(_within_leases([job], _renew_by_ref_async(job.entry)) for job in chunk)
+            )
             for job, result in zip(chunk, results, strict=True):
-                job.result = result
+                if result is not None:
+                    job.result = result
 
     def _settle_all(self, jobs: list[_Job[AsyncRenewal]]) -> None:
         now = mod_time.monotonic()
@@ -849,6 +870,24 @@ class _AsyncScheduler:
             else:
                 entry.finished = True
                 self.forget(entry)
+
+
+_T = TypeVar("_T")
+
+
+async def _within_leases(jobs: Sequence[_Job[AsyncRenewal]], io: Awaitable[_T]) -> _T | None:
+    """Await ``io`` until the latest lease of ``jobs`` ends, at most: renewal I/O must not outlive its leases.
+
+    Past that, no extend can save them (they are lost: ``_core.renewal_outcome``):
+    the I/O is cancelled (the client drops its connection), every job fails with
+    :class:`TimeoutError`, and None is returned.
+    """
+    timeout = max(job.deadline for job in jobs) - mod_time.monotonic()
+    try:
+        return await asyncio.wait_for(io, max(0.0, timeout))
+    except asyncio.TimeoutError:
+        _fail(jobs, TimeoutError("renewal I/O outlived the lease it was renewing"))
+        return None
 
 
 def renew_async(lock: AsyncLock, interval: float, *, pipelined: bool) -> AsyncRenewal:

@@ -5,13 +5,14 @@ Decisions live in ``_core``; this module only talks to Redis and waits.
 
 from __future__ import annotations
 
+import os
 import sys
 import time as mod_time
 from typing import TYPE_CHECKING
 
 import redis
 
-from . import _core, _renewal
+from . import _core, _local, _renewal
 from ._core import (
     logger_for_acquire,
     logger_for_refresh_exit,
@@ -134,6 +135,7 @@ class Lock:
         # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set).
         self._client = redis_client
         self._name, self._signal = settings.lock_key, settings.signal_key
+        self._receipt, self._receipt_ttl_ms = settings.receipt_key, settings.receipt_ttl_ms
         self._expire = settings.expire
         self._id = settings.id
         self._signal_expire = settings.signal_expire
@@ -149,14 +151,16 @@ class Lock:
         )
         self._lock_renewal_thread = None
         self._lease_deadline = 0.0
-        # Whether this instance took the lock and has not yet released or reset it
-        # (as far as Redis has answered): see _core.owned_is_ours.
-        self._holding = False
+        # Which thread holds this object (see _local): like threading.Lock, one at a time.
+        self._gate = _local.ThreadGate()
         self._generated_id = settings.generated_id
+        self._id_pid = os.getpid()
+        # Whether the current hold is auto-renewed (its lease then bounds it: see `lost`).
+        self._renewed = False
         self._lost: BaseException | None = None
 
     def __repr__(self) -> str:
-        return f"<{type(self).__module__}.{type(self).__qualname__} {self._name!r}>"
+        return f"<{_core.public_name(type(self))} {self._name!r}>"
 
     @classmethod
     def register_scripts(cls, redis_client: object) -> None:
@@ -178,8 +182,14 @@ class Lock:
         :meth:`release` then raises :class:`~redis_lock.LockLost`; a new
         :meth:`acquire` clears the flag.
 
+        It turns True when the lease of the last confirmed renewal runs out, whatever
+        the renewal's I/O is doing (for example waiting in the client's own retries
+        behind a network partition), and stays True until the next acquire.
+
         .. versionadded:: 5.0
         """
+        if self._lost is None and _core.lease_lost(self._renewed, self._lease_deadline, mod_time.monotonic()):
+            self._lost = _core.lease_ran_out(self._name)
         return self._lost is not None
 
     @property
@@ -193,7 +203,8 @@ class Lock:
         :param blocking: wait for the lock if it is busy; with ``False``, one attempt.
         :param timeout: the longest wait, in seconds (fractions allowed); ``None`` waits forever.
         :returns: True if the lock was acquired, False if it was busy (non-blocking) or the timeout passed.
-        :raises AlreadyAcquired: this lock's id already holds it.
+        :raises AlreadyAcquired: this thread holds this object already, or another
+            object with the same (chosen) ``id`` holds the lock.
         :raises TimeoutNotUsable: ``timeout`` given with ``blocking=False``.
         :raises InvalidTimeout: negative, non-finite or above 10**9 s ``timeout``.
         :raises InvalidArgumentType: (a :class:`TypeError`) ``blocking`` is not a bool, or ``timeout`` not a number.
@@ -202,16 +213,48 @@ class Lock:
             was taken, but too few replicas acknowledged it in time, so it was released
             again. Each attempt may then take up to ``wait_replicas_timeout`` longer.
 
+        Threads sharing this object take turns, as with :class:`threading.Lock`:
+        while one holds it, another thread's ``acquire()`` waits in this process,
+        without Redis traffic, within its ``blocking`` and ``timeout``. Any thread
+        may :meth:`release` it.
+
         A wait cut short by a failover (the server force-unblocks it with
         ``UNBLOCKED``, or drops the connection) counts as a wake-up: the lock is
         tried again at once, and an error then propagates.
 
         .. versionchanged:: 5.0
-           One round trip when the lock is free; fractional timeouts; a waiter wakes
-           when the holder's key expires; waits survive the client's socket timeout
-           and a failover.
+           One round trip when the lock is free; fractional timeouts; ``timeout=0``
+           makes one attempt; a waiter wakes when the holder's key expires; waits
+           survive the client's socket timeout and a failover; threads sharing the
+           object take turns.
         """
-        request = _core.prepare_acquire(
+        request = self._prepare_acquire(blocking, timeout)
+        logger_for_acquire.debug("Acquiring Lock(%r) ...", self._name)
+        ticket = self._gate.enter(blocking=request.blocking, deadline=request.deadline)
+        if ticket is None:
+            logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
+            return False
+        again = ticket.held  # this thread holds the object already: Redis decides (see _local)
+        request, self._id, self._id_pid = _core.request_for_pass(
+            request, again=again, generated=self._generated_id, id_pid=self._id_pid, pid=os.getpid()
+        )
+        try:
+            acquired = self._acquire_in_redis(request)
+        except BaseException:
+            if not again:
+                self._gate.leave(ticket)
+            raise
+        if not acquired:
+            if not again:
+                self._gate.leave(ticket)
+        elif not self._gate.hold(ticket):
+            # A release from another thread started while this holder acquired again.
+            self._unlock()
+            return False
+        return acquired
+
+    def _prepare_acquire(self, blocking: object, timeout: object) -> _core.AcquireRequest:
+        return _core.prepare_acquire(
             blocking=blocking,
             timeout=timeout,
             expire=self._expire,
@@ -220,9 +263,11 @@ class Lock:
             signal_key=self._signal,
             lock_id=self._id,
             now=mod_time.monotonic(),
-            owned_is_ours=_core.owned_is_ours(generated_id=self._generated_id, holding=self._holding),
+            owned_is_ours=_core.owned_is_ours(generated_id=self._generated_id),
         )
-        logger_for_acquire.debug("Acquiring Lock(%r) ...", self._name)
+
+    def _acquire_in_redis(self, request: _core.AcquireRequest) -> bool:
+        """The acquire loop, run by the thread that passed the gate: try, wait, try again."""
         interrupted = False
         while True:
             sent = mod_time.monotonic()
@@ -252,11 +297,11 @@ class Lock:
             logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
             return False
         logger_for_acquire.info("Acquired Lock(%r).", self._name)
-        self._holding = True
         self._stop_lock_renewer()
         self._lost = None
         self._lease_deadline = _core.lease_end(sent, self._expire, self._lease_deadline)
-        if _core.renews(self._lock_renewal_interval, self._expire):
+        self._renewed = _core.renews(self._lock_renewal_interval, self._expire)
+        if self._renewed:
             self._start_lock_renewer()
         return True
 
@@ -293,7 +338,7 @@ class Lock:
         try:
             raise error
         finally:
-            evalsha(self._client, UNLOCK, (self._name, self._signal), (self._id, str(self._signal_expire)))
+            self._unlock()
 
     def extend(self, expire: float | None = None) -> None:
         """Reset the lock's expiry to ``expire`` seconds (default: the constructor's ``expire``).
@@ -320,18 +365,31 @@ class Lock:
         .. versionchanged:: 5.0
            Raises :class:`~redis_lock.LockLost` after a renewal failure.
         """
-        self._stop_lock_renewer()
-        logger_for_release.debug("Releasing Lock(%r).", self._name)
-        reply = evalsha(
-            self._client, UNLOCK, (self._name, self._signal), (self._id, str(self._signal_expire))
-        )
-        # Redis has answered: only now forget a loss, so that a release that failed
-        # (a connection error) still reports the loss when retried.
-        self._holding = False
-        lost, self._lost = self._lost, None
+        ticket = self._gate.begin_release()
+        try:
+            self.lost  # noqa: B018 (latches a lease that ran out, to report it below)
+            self._stop_lock_renewer()
+            logger_for_release.debug("Releasing Lock(%r).", self._name)
+            reply = self._unlock()
+            # Redis has answered: only now forget a loss, so that a release that failed
+            # (a connection error) still reports the loss when retried.
+            lost, self._lost = self._lost, None
+        finally:
+            if ticket is not None:
+                self._renewed = False
+                self._gate.leave(ticket)
         if lost is not None:
             raise _core.lock_lost_error(self._name) from lost
         _core.check_unlock_reply(reply, self._name)
+
+    def _unlock(self) -> object:
+        """Run unlock.lua once for this call, with a receipt that recognises the client's retries of it."""
+        return evalsha(
+            self._client,
+            UNLOCK,
+            (self._name, self._signal, self._receipt),
+            _core.unlock_args(self._id, self._signal_expire, self._receipt_ttl_ms),
+        )
 
     def reset(self) -> None:
         """Forcibly delete the lock, whoever holds it, and wake one waiter. Use with care.
@@ -339,9 +397,14 @@ class Lock:
         .. versionchanged:: 5.0
            Stops this instance's auto-renewal first.
         """
-        self._stop_lock_renewer()
-        evalsha(self._client, RESET, (self._name, self._signal), (str(self._signal_expire),))
-        self._holding = False
+        ticket = self._gate.begin_release()
+        try:
+            self._stop_lock_renewer()
+            evalsha(self._client, RESET, (self._name, self._signal), (str(self._signal_expire),))
+        finally:
+            if ticket is not None:
+                self._renewed = False
+                self._gate.leave(ticket)
 
     def locked(self) -> bool:
         """True if the lock is held, by any id."""
@@ -420,7 +483,7 @@ class Lock:
             return
         logger_for_refresh_shutdown.debug("Signaling renewal thread for Lock(%r) to exit.", self._name)
         # Waits for an extend of this lock in flight, so none lands after the release.
-        renewal.stop()
+        renewal.stop(until=self._lease_deadline)
         logger_for_refresh_exit.debug("Renewal thread for Lock(%r) exited.", self._name)
 
 
@@ -436,7 +499,7 @@ def reset_all(redis_client: RedisClient, signal_expire: int = _core.DEFAULT_SIGN
     .. versionchanged:: 5.0
        Uses SCAN instead of KEYS; returns the count; takes ``signal_expire``.
     """
-    _core.check_client(redis_client, strict=False, accepted=(), flavour="sync")
+    _core.check_client(redis_client, strict=False, accepted=(), flavour="sync", needs_commands=True)
     expire_arg = (str(_core.validate_signal_expire(signal_expire)),)
     deleted = 0
     if _core.is_sync_cluster(redis_client):
@@ -454,15 +517,19 @@ def reset_all(redis_client: RedisClient, signal_expire: int = _core.DEFAULT_SIGN
             cursor=cursor, match=_core.LOCK_PREFIX + "*", count=_core.RESET_ALL_SCAN_COUNT
         )
         cursor, keys = _core.parse_scan_reply(reply)
-        batch = _core.reset_all_batch(keys)
+        batch, locks = _core.reset_all_batch(keys)
         if batch:
-            deleted += _core.as_int_reply(evalsha(redis_client, RESET_ALL, batch, expire_arg), "reset_all")
+            deleted += _core.as_int_reply(
+                evalsha(redis_client, RESET_ALL, batch, (*expire_arg, str(locks))), "reset_all"
+            )
         if cursor == 0:
             return deleted
 
 
 def _reset_cluster_page(redis_client: RedisClient, keys: list[object], expire_arg: tuple[str]) -> int:
     deleted = 0
-    for group in _core.reset_all_groups(keys):
-        deleted += _core.as_int_reply(evalsha(redis_client, RESET_ALL, group, expire_arg), "reset_all")
+    for group, locks in _core.reset_all_groups(keys):
+        deleted += _core.as_int_reply(
+            evalsha(redis_client, RESET_ALL, group, (*expire_arg, str(locks))), "reset_all"
+        )
     return deleted

@@ -84,6 +84,10 @@ def signal_key(name: str) -> bytes:
     return ("lock-signal:" + name).encode()
 
 
+def receipt_key(name: str) -> bytes:
+    return ("lock-released:" + name).encode()
+
+
 class LockMachine(RuleBasedStateMachine):
     """Drive Lock handles over a few names and check them against a dict model."""
 
@@ -296,11 +300,16 @@ class LockMachine(RuleBasedStateMachine):
 
     @invariant()
     def keyspace_is_clean(self) -> None:
-        """Only lock keys of held names and short-lived one-element signal lists exist."""
+        """Only lock keys of held names, short-lived one-element signal lists and release receipts exist."""
         held = {lock_key(name) for name in self.model}
         signals = {signal_key(name) for name in s.NAMES}
+        receipts = {receipt_key(name) for name in s.NAMES}
         for key in self.plain.scan_iter(count=1000):
             if key in held:
+                continue
+            if key in receipts:
+                assert self.plain.type(key) == b"string"
+                assert self.plain.pttl(key) > 0, f"{key!r} would never expire"
                 continue
             assert key in signals, f"unexpected key {key!r}"
             assert self.plain.type(key) == b"list"
