@@ -397,10 +397,10 @@ def test_locked_get_or_set_without_expire_uses_an_expiring_renewed_lock(
     assert 0 < seen[1] <= 300, "the lock expired while the value was being computed"
     assert plain.exists("lock:get_or_set:renewed") == 0
     # With an explicit expire=0 the lock never expires, as 4.x's did.
-    assert (
-        cache.locked_get_or_set(
-            "forever", lambda: (seen.append(plain.pttl("lock:get_or_set:forever")), 6)[1], expire=0
-        )
-        == 6
-    )
+
+    def create_forever() -> int:
+        seen.append(plain.pttl("lock:get_or_set:forever"))
+        return 6
+
+    assert cache.locked_get_or_set("forever", create_forever, expire=0) == 6
     assert seen[-1] == -1
