@@ -65,3 +65,7 @@ intersphinx_timeout = 10
 html_theme = "furo"
 html_title = f"redis_lock {release}"
 pygments_style = "sphinx"
+
+# Tables that fit their column on any screen width (see the comment at the top of the file).
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
