@@ -12,6 +12,7 @@ loopback), ``--bench-quick`` (a smoke run: fewer samples, shorter windows),
 
 from __future__ import annotations
 
+import multiprocessing.forkserver
 import os
 import platform
 import subprocess
@@ -48,6 +49,8 @@ class Sizes:
     renewal_peers: tuple[str, ...]
     #: Seconds a renewal run may spend acquiring; its process is killed 15 s after that plus the hold.
     renewal_budget: float
+    #: Rounds of the asyncio uncontended batch (pytest-benchmark calibrates the synchronous one itself).
+    async_rounds: int
 
 
 @pytest.fixture(scope="session")
@@ -55,9 +58,20 @@ def sizes(pytestconfig: pytest.Config) -> Sizes:
     quick = bool(pytestconfig.getoption("--bench-quick"))
     processes = int(pytestconfig.getoption("--bench-processes"))
     if quick:
-        return Sizes(True, 30, 2, 1.0, (0.001,), processes, (1000,), ("redis_lock", "limit"), 10.0)
+        # A smoke run under a minute on two cores: every family once, the smallest sizes that still
+        # give a figure (the polling peers' hand-offs and the renewal holds take most of it).
+        return Sizes(True, 20, 2, 0.5, (0.001,), processes, (1000,), ("redis_lock",), 10.0, 5)
     return Sizes(
-        False, 200, 8, 3.0, (0.001, 0.01), processes, (1000, 10_000), ("redis_lock", "prl401", "limit"), 30.0
+        False,
+        200,
+        8,
+        3.0,
+        (0.001, 0.01),
+        processes,
+        (1000, 10_000),
+        ("redis_lock", "prl401", "limit"),
+        30.0,
+        20,
     )
 
 
@@ -84,6 +98,18 @@ def pytest_benchmark_update_machine_info(config: pytest.Config, machine_info: di
     machine_info["transport"] = "unix" if config.getoption("--bench-unix") else "tcp-loopback"
     machine_info["quick"] = bool(config.getoption("--bench-quick"))
     machine_info["redis_py"] = redis.__version__
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Stop and reap the benchmark's forkserver, so the CPU time of its children counts as the run's own.
+
+    ``scripts/bench.py`` compares the machine's CPU time with its own children's
+    to tell whether other processes were busy during the run; a forkserver left
+    to exit on its own would be reaped by init, and its children's time lost.
+    """
+    stop = getattr(multiprocessing.forkserver._forkserver, "_stop", None)
+    if callable(stop):
+        stop()
 
 
 @pytest.fixture(scope="session")

@@ -78,6 +78,7 @@ def test_async_uncontended_cycle(
     clients: Callable[[], redis.Redis],
     url: str,
     loop: asyncio.AbstractEventLoop,
+    sizes: Sizes,
     peer: AsyncPeer,
 ) -> None:
     """Acquire and release a free lock ``BATCH`` times per round; every cycle must succeed."""
@@ -95,7 +96,9 @@ def test_async_uncontended_cycle(
 
     try:
         assert loop.run_until_complete(batch()) == BATCH  # warm-up: connection and scripts
-        done = benchmark.pedantic(lambda: loop.run_until_complete(batch()), rounds=20, warmup_rounds=1)
+        done = benchmark.pedantic(
+            lambda: loop.run_until_complete(batch()), rounds=sizes.async_rounds, warmup_rounds=1
+        )
         assert done == BATCH
     finally:
         loop.run_until_complete(client.aclose())

@@ -1,0 +1,201 @@
+"""The benchmark report's logic (``scripts/bench.py``): ratio directions, the verdict, the busy-machine rule.
+
+Pure Python on hand-made results: no Redis, no pytest-benchmark run, no matplotlib.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+import bench  # scripts/ is not a package: it is put on sys.path above
+
+
+def _bench(metric: str, peer: str, median: float = 0.001, **info: Any) -> dict[str, Any]:
+    return {"stats": {"median": median}, "extra_info": {"metric": metric, "peer": peer, **info}}
+
+
+def _result(*benches: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "benchmarks": list(benches),
+        "machine_info": {"nproc": 2},
+        "datetime": "2026-01-02T03:04:05+00:00",
+    }
+
+
+#: Ours is slower than 4.0.1 at hand-off p50, faster uncontended, and the floor is negative.
+RESULT = _result(
+    _bench("uncontended", "redis_lock", median=1 / 6000),
+    _bench("uncontended", "prl401", median=1 / 4000),
+    _bench("uncontended", "limit", median=1 / 8000),
+    _bench("handoff", "redis_lock", p50=90e-6, p99=240e-6),
+    _bench("handoff", "prl401", p50=75e-6, p99=210e-6),
+    _bench("handoff", "redis-py-0.1", p50=46e-3, p99=99e-3),
+    _bench("handoff", "limit", p50=60e-6, p99=180e-6),
+    _bench("handoff", "blpop-token", p50=-20e-6, p99=50e-6),
+    *[
+        _bench(
+            "contended",
+            peer,
+            hold=0.001,
+            per_second=rate,
+            min_share=low,
+            max_share=0.3,
+            violations=0,
+            requests_per_acquisition=req,
+            commands_per_acquisition=14.0,
+            processes=4,
+        )
+        for peer, rate, low, req in (
+            ("redis_lock", 750, 0.21, 4.0),
+            ("prl401", 740, 0.2, 5.0),
+            ("limit", 800, 0.22, 4.0),
+        )
+    ],
+    _bench(
+        "renewal",
+        "redis_lock",
+        count=10_000,
+        held_after_expiry=10_000,
+        threads=3,
+        connected_clients=2,
+        rss_mb=45,
+    ),
+    _bench(
+        "renewal", "prl401", count=10_000, held_after_expiry=0, threads=444, connected_clients=100, rss_mb=131
+    ),
+)
+
+
+def test_advantage_reads_the_same_way_for_both_directions() -> None:
+    """Above 1 means the reference does better, whether higher or lower is better."""
+    assert bench.advantage(200, 100, "higher") == 2.0
+    assert bench.advantage(100, 200, "lower") == 2.0
+    assert bench.advantage(100, 200, "higher") == 0.5
+
+
+def test_advantage_has_no_ratio_for_non_positive_figures() -> None:
+    """A zero or negative figure (the negative floor) gives no ratio rather than a meaningless one."""
+    assert bench.advantage(-20e-6, 90e-6, "lower") is None
+    assert bench.advantage(90e-6, 0, "lower") is None
+    assert bench.advantage(None, 1.0, "lower") is None
+
+
+def test_phrase_is_always_a_factor_of_at_least_one_with_its_direction() -> None:
+    """A ratio below 1 is inverted and gets the "worse" word, so no verdict reads "0.8x faster"."""
+    assert bench.phrase(1.25, ("faster", "slower")) == "1.25x faster than"
+    assert bench.phrase(0.8, ("faster", "slower")) == "1.25x slower than"
+    assert bench.phrase(1.001, ("faster", "slower")) == "on par with"
+
+
+def test_verdict_names_the_best_library_when_ours_is_not_best() -> None:
+    """Ours slower than 4.0.1 says so, naming 4.0.1 as the best; the faster limit is not a library."""
+    line = dict(bench.verdict(RESULT))["hand-off latency p50"]
+    assert line.startswith("ours 90 us: 1.20x slower than python-redis-lock 4.0.1 (75 us, best)")
+    assert "limit" not in line
+
+
+def test_verdict_compares_with_the_next_best_when_ours_is_best() -> None:
+    """Where ours does best, the line says so and gives the factor over the runner-up."""
+    line = dict(bench.verdict(RESULT))["uncontended throughput"]
+    assert line == "ours 6,000/s, best: 1.50x faster than python-redis-lock 4.0.1 (4,000/s, next best)"
+
+
+def test_every_verdict_ratio_is_at_least_one_and_has_a_direction() -> None:
+    """Every ratio in the verdict is >= 1 and followed by a direction word, whichever way the measure goes."""
+    lines = bench.verdict(RESULT)
+    assert len(lines) >= 6
+    for name, text in lines:
+        for factor, word in re.findall(r"([\d,.]+)x (\w+)", text):
+            assert float(factor.replace(",", "")) >= 1, (name, text)
+            assert word in {"faster", "slower", "fewer", "more", "fairer", "less"}, (name, text)
+
+
+def test_requests_read_as_fewer_requests() -> None:
+    """Requests per acquisition: ours 4.00 against 4.0.1's 5.00 is 1.25x fewer requests."""
+    line = dict(bench.verdict(RESULT))["requests/acquisition, hold 1 ms"]
+    assert "1.25x fewer requests than python-redis-lock 4.0.1" in line
+
+
+def test_renewal_verdict_tells_the_story() -> None:
+    """The renewal line says how many locks ours kept, with how many threads, and that 4.0.1 kept none."""
+    line = dict(bench.verdict(RESULT))["10,000 auto-renewed locks"]
+    assert line.startswith("ours kept 10,000 of 10,000 (3 threads, 2 connections, 45 MiB)")
+    assert "python-redis-lock 4.0.1 kept none (444 threads" in line
+
+
+def test_table_ratio_columns_point_one_way() -> None:
+    """In the table, a row ours beats shows above 1.00x for a latency and for a throughput alike."""
+    first_rows: dict[tuple[str, str], tuple[str, ...]] = {}
+    title = ""
+    for row in bench.table_rows(RESULT):
+        title = row[0] or title
+        first_rows.setdefault((title, row[1]), row)
+    slower_handoff = first_rows[("hand-off latency p50 (lower is better)", "redis-py Lock, sleep=0.1")]
+    slower_cycles = first_rows[("uncontended cycles/s (higher is better)", "python-redis-lock 4.0.1")]
+    faster_handoff = first_rows[("hand-off latency p50 (lower is better)", "python-redis-lock 4.0.1")]
+    assert float(slower_handoff[3].rstrip("x").replace(",", "")) > 1
+    assert slower_cycles[3] == "1.50x"
+    assert faster_handoff[3] == "0.83x"
+
+
+def test_negative_floor_is_marked_and_has_no_ratio() -> None:
+    """The floor's negative p50 is marked, explained under the table, and gets no ratio."""
+    floor = next(row for row in bench.table_rows(RESULT) if row[1].startswith("floor") and "-" in row[2])
+    assert floor[2].endswith(bench.NEGATIVE_MARK)
+    assert floor[3:] == ("", "")
+    assert "negative" in bench.report(RESULT)
+
+
+def test_targets_are_hidden_unless_asked() -> None:
+    """The targets block is bookkeeping: absent by default, present with show_targets."""
+    assert "targets" not in bench.report(RESULT)
+    assert "targets" in bench.report(RESULT, show_targets=True)
+
+
+@pytest.mark.parametrize(
+    ("load_before", "others", "busy"),
+    [(0.3, 0.2, False), (1.0, 1.0, False), (1.2, 0.1, True), (0.1, 1.5, True), (0.1, None, False)],
+)
+def test_busy_rule_is_half_the_cores(load_before: float, others: float | None, busy: bool) -> None:
+    """On 2 cores the machine is busy above 1.0: load average before the run, or others' CPU during it."""
+    assert bool(bench.busy_reasons(2, load_before, others)) is busy
+
+
+def test_load_report_says_plainly_when_the_machine_was_busy() -> None:
+    """A busy run's load lines state the rule and say the figures do not mean much."""
+    load = bench.Load(2, (1.7, 1.2, 0.8), (2.5, 1.5, 0.9), machine_cpu=90.0, own_cpu=40.0, wall=50.0)
+    text = "\n".join(bench.load_lines(load))
+    assert "rule:" in text
+    assert "0.5 x cores = 1" in text
+    assert "TOO BUSY" in text
+    quiet = bench.Load(2, (0.2, 0.2, 0.2), (1.9, 1.0, 0.5), machine_cpu=41.0, own_cpu=40.0, wall=50.0)
+    assert "TOO BUSY" not in "\n".join(bench.load_lines(quiet))
+
+
+def test_load_survives_the_json_round_trip() -> None:
+    """The load saved in the result's JSON comes back the same (the report of a saved run shows it)."""
+    load = bench.Load(2, (0.5, 0.4, 0.3), (1.5, 1.0, 0.5), 10.0, 8.0, 20.0)
+    again = bench.Load.from_json(load.as_json())
+    assert again == load
+    assert again.others_cores == pytest.approx(0.1)
+
+
+def test_charts_skip_families_without_rows() -> None:
+    """Only families present in the run get a chart: no expiry or asyncio chart here."""
+    slugs = {chart.slug for chart in bench.charts(RESULT)}
+    assert {"handoff", "uncontended", "fairness", "contended", "renewal"} <= slugs
+    assert not slugs & {"expiry", "handoff-async", "expiry-async", "fairness-async"}
+
+
+def test_unknown_family_is_kept() -> None:
+    """A row family the report does not know yet still shows, by its median, in table and charts."""
+    result = _result(_bench("semaphore", "redis_lock", median=0.002))
+    assert any(row[0].startswith("semaphore") for row in bench.table_rows(result))
+    assert [chart.slug for chart in bench.charts(result)] == ["semaphore"]
