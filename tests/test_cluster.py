@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import redis_lock
-from redis_lock import _core, _scripts
+from redis_lock import _keys, _scripts
 
 from ._cluster import RedisClusterDeployment
 from ._topology import wait_for
@@ -46,19 +46,19 @@ def cluster(cluster_deployment: RedisClusterDeployment) -> Iterator[redis.cluste
 
 @given(st.text(min_size=1, max_size=30))
 def test_hash_tag_puts_both_keys_in_one_slot_and_keeps_names_apart(name: str) -> None:
-    lock_key, signal_key = _core.keys_for(name, cluster=True)
-    assert _core.key_slot(lock_key) == _core.key_slot(signal_key) == _core.key_slot(_core.hash_tag(name))
+    lock_key, signal_key = _keys.keys_for(name, cluster=True)
+    assert _keys.key_slot(lock_key) == _keys.key_slot(signal_key) == _keys.key_slot(_keys.hash_tag(name))
     # The tag holds no "}" so Redis hashes exactly the whole (escaped) name.
-    assert "}" not in _core.hash_tag(name)[1:-1]
+    assert "}" not in _keys.hash_tag(name)[1:-1]
     # Distinct names never share keys: the escaping can be undone.
     inner = lock_key[len("lock:{") : -1]
     assert re.sub(r"\\(\\|x7d)", lambda m: "\\" if m.group(1) == "\\" else "}", inner) == name
 
 
 def test_standalone_keys_are_the_4x_names() -> None:
-    assert _core.keys_for("a{b}c") == ("lock:a{b}c", "lock-signal:a{b}c")
-    assert _core.keys_for("a{b}c", cluster=True) == ("lock:{a{b\\x7dc}", "lock-signal:{a{b\\x7dc}")
-    assert _core.keys_for("x\\y", cluster=True)[0] == "lock:{x\\\\y}"
+    assert _keys.keys_for("a{b}c") == ("lock:a{b}c", "lock-signal:a{b}c")
+    assert _keys.keys_for("a{b}c", cluster=True) == ("lock:{a{b\\x7dc}", "lock-signal:{a{b\\x7dc}")
+    assert _keys.keys_for("x\\y", cluster=True)[0] == "lock:{x\\\\y}"
 
 
 def test_key_slot_agrees_with_the_server(cluster: redis.cluster.RedisCluster) -> None:
@@ -66,8 +66,8 @@ def test_key_slot_agrees_with_the_server(cluster: redis.cluster.RedisCluster) ->
     names = ["", "a", "{a}", "{}", "{}a", "a{", "x{y}z", "}lead", "ünï{cödé}", "lock:{tag}"]
     names += [f"name-{i}" for i in range(200)]
     for name in names:
-        for key in (name, *_core.keys_for(name or "n", cluster=True)):
-            assert _core.key_slot(key) == cluster.cluster_keyslot(key), key
+        for key in (name, *_keys.keys_for(name or "n", cluster=True)):
+            assert _keys.key_slot(key) == cluster.cluster_keyslot(key), key
 
 
 def test_scripts_touch_only_the_keys_they_are_given() -> None:
@@ -94,7 +94,7 @@ def test_every_scripts_keys_share_one_slot(cluster: redis.cluster.RedisCluster) 
     for name in [f"group-{i}" for i in range(100)]:
         assert redis_lock.Lock(cluster, name).acquire()
     keys = list(cluster.scan_iter(match="lock:*"))
-    for group, _locks in _core.reset_all_groups(keys):
+    for group, _locks in _keys.reset_all_groups(keys):
         assert len({cluster.cluster_keyslot(key) for key in group}) == 1
     assert redis_lock.reset_all(cluster) == 100
 
@@ -142,7 +142,7 @@ def test_many_names_spread_over_every_primary(
 
 
 def _slot_and_node(deployment: RedisClusterDeployment, name: str) -> tuple[int, Any]:
-    slot = _core.key_slot(_core.keys_for(name, cluster=True)[0])
+    slot = _keys.key_slot(_keys.keys_for(name, cluster=True)[0])
     return slot, deployment.node_for_slot(slot)
 
 

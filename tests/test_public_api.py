@@ -131,3 +131,18 @@ def test_lock_is_subclassable() -> None:
 def test_typing_module_exports_the_protocol() -> None:
     """redis_lock.typing offers the client Protocol for annotations."""
     assert "RedisClient" in redis_lock.typing.__all__
+
+
+def test_the_facade_maps_every_module_and_every_private_module_has_all() -> None:
+    """The facade's docstring names every module of the package, and each private module declares ``__all__``."""
+    import importlib
+    import pkgutil
+
+    names = sorted(m.name for m in pkgutil.iter_modules(redis_lock.__path__) if m.name != "__main__")
+    assert redis_lock.__doc__ is not None
+    missing = [name for name in names if f"``{name}``" not in redis_lock.__doc__]
+    assert missing == [], f"modules missing from the map in redis_lock/__init__.py: {missing}"
+    for name in names:
+        if name.startswith("_"):
+            module = importlib.import_module(f"redis_lock.{name}")
+            assert isinstance(getattr(module, "__all__", None), list), f"redis_lock.{name} has no __all__"

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import redis_lock
-from redis_lock import _core
+from redis_lock import _keys
 
 from ._topology import ClusterTopology, Runner, SentinelTopology, StandaloneTopology, Topology, wait_for
 
@@ -46,7 +46,7 @@ class Env:
         return deleted
 
     def keys(self, name: str) -> tuple[str, str]:
-        return _core.keys_for(name, cluster=self.topology.cluster)
+        return _keys.keys_for(name, cluster=self.topology.cluster)
 
     def lock_keys(self) -> list[bytes]:
         return sorted(self.inspector.scan_iter(match="lock:*"))

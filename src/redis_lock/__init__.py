@@ -2,16 +2,23 @@
 
 This file is the public facade; the implementation lives in private modules:
 
-- ``_core``: every decision, with no I/O (validation, key names, ids, waits,
+- ``_core``: every decision, with no I/O (validation, ids, waits, leases,
   script replies to results or exceptions), shared by both flavours;
+- ``_keys``: key names and Redis Cluster hash slots;
+- ``_clients``: what a client is (flavour, cluster, socket timeout), decided
+  once per client class;
 - ``_scripts``: the Lua scripts in ``lua/``, loaded at import, run with EVALSHA;
 - ``_local``: the local gate that makes threads (or tasks) sharing one lock
   object take turns;
 - ``_sync``: :class:`Lock`, its renewal thread, and :func:`reset_all`;
 - ``_async``: :class:`AsyncLock`, its renewal task, and :func:`async_reset_all`,
   the asyncio twins of the above;
+- ``_renewal``: auto-renewal, one scheduler per client (a thread, or a task per
+  event loop) over many locks, with pipelined extends;
 - ``_exceptions``: the exception hierarchy;
-- ``typing``: the client Protocols, public so users can annotate with them.
+- ``typing``: the client Protocols, public so users can annotate with them;
+- ``django_cache`` and ``django_valkey_cache``: the Django cache backends (not
+  imported here), sharing ``_django``.
 
 Every name python-redis-lock 4.x exported is still importable from here,
 including the ``*_SCRIPT`` byte strings (now the sources of our scripts).

@@ -22,14 +22,11 @@ The primitives that differ from the sync flavour:
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 import time as mod_time
 from typing import TYPE_CHECKING, Any, Final
 
-import redis.asyncio
-
-from . import _core, _local, _renewal
+from . import _clients, _core, _keys, _local, _renewal
 from ._core import (
     logger_for_acquire,
     logger_for_refresh_exit,
@@ -52,17 +49,6 @@ __all__ = ["AsyncLock", "async_reset_all"]
 #: Tasks finishing a shielded script after their caller was cancelled. asyncio
 #: keeps only weak references to tasks, so they are held here until done.
 _background: Final[set[asyncio.Task[Any]]] = set()
-
-
-def _async_client_types() -> tuple[type, ...]:
-    """The client classes ``strict=True`` accepts: redis-py's asyncio client, and valkey-py's when it is in use."""
-    types: list[type] = [redis.asyncio.Redis]
-    # A valkey.asyncio.Valkey instance implies valkey.asyncio was imported.
-    valkey_client = getattr(sys.modules.get("valkey.asyncio"), "Valkey", None)
-    if isinstance(valkey_client, type):
-        types.append(valkey_client)
-    types.extend(_core.cluster_client_types("async"))
-    return tuple(types)
 
 
 def _in_background(coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
@@ -157,27 +143,27 @@ class AsyncLock:
             signal_expire=signal_expire,
             blocking=blocking,
             timeout=timeout,
-            accepted=_async_client_types(),
             flavour="async",
             wait_replicas=wait_replicas,
             wait_replicas_timeout=wait_replicas_timeout,
         )
         # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set).
         self._client = redis_client
-        self._name, self._signal = settings.lock_key, settings.signal_key
-        self._receipt, self._receipt_ttl_ms = settings.receipt_key, settings.receipt_ttl_ms
-        self._expire = settings.expire
+        self._name, self._signal, self._receipt = settings.lock_key, settings.signal_key, settings.receipt_key
         self._id = settings.id
-        self._signal_expire = settings.signal_expire
-        self.blocking = settings.blocking
-        self._lock_renewal_interval = settings.renewal_interval
-        self._timeout = settings.timeout
-        self._wait_chunk = settings.wait_chunk
-        self._wait_replicas = settings.wait_replicas
-        self._wait_replicas_timeout = settings.wait_replicas_timeout
+        options = settings.options
+        self._receipt_ttl_ms = options.receipt_ttl_ms
+        self._expire = options.expire
+        self._signal_expire = options.signal_expire
+        self.blocking = options.blocking
+        self._lock_renewal_interval = options.renewal_interval
+        self._timeout = options.timeout
+        self._wait_chunk = options.wait_chunk
+        self._wait_replicas = options.wait_replicas
+        self._wait_replicas_timeout = options.wait_replicas_timeout
         # The client again, typed for pipelines, when acquire must WAIT for replicas.
-        self._replicated_client: _core.AsyncPipeliningClient | None = (
-            redis_client if settings.wait_replicas and _core.supports_async_pipeline(redis_client) else None
+        self._replicated_client: _clients.AsyncPipeliningClient | None = (
+            redis_client if options.wait_replicas and _clients.supports_async_pipeline(redis_client) else None
         )
         self._lock_renewal_task = None
         self._lock_renewal: _renewal.AsyncRenewal | None = None
@@ -185,13 +171,13 @@ class AsyncLock:
         # Which task holds this object (see _local): like asyncio.Lock, one at a time.
         self._gate = _local.TaskGate()
         self._generated_id = settings.generated_id
-        self._id_pid = os.getpid()
+        self._id_pid = _core.current_pid()
         # Whether the current hold is auto-renewed (its lease then bounds it: see `lost`).
         self._renewed = False
         self._lost: BaseException | None = None
 
     def __repr__(self) -> str:
-        return f"<{_core.public_name(type(self))} {self._name!r}>"
+        return f"<{_clients.public_name(type(self))} {self._name!r}>"
 
     @classmethod
     def register_scripts(cls, redis_client: object) -> None:
@@ -254,7 +240,7 @@ class AsyncLock:
             return False
         again = ticket.held  # this task holds the object already: Redis decides (see _local)
         request, self._id, self._id_pid = _core.request_for_pass(
-            request, again=again, generated=self._generated_id, id_pid=self._id_pid, pid=os.getpid()
+            request, again=again, generated=self._generated_id, id_pid=self._id_pid, pid=_core.current_pid()
         )
         undo: list[asyncio.Task[Any]] = []
         try:
@@ -605,27 +591,27 @@ async def async_reset_all(
 
     .. versionadded:: 5.0
     """
-    _core.check_client(redis_client, strict=False, accepted=(), flavour="async", needs_commands=True)
+    _clients.check_client(redis_client, strict=False, flavour="async", needs_commands=True)
     expire_arg = (str(_core.validate_signal_expire(signal_expire)),)
     deleted = 0
-    if _core.is_async_cluster(redis_client):
+    if _clients.is_async_cluster(redis_client):
         # scan_iter walks every primary; a script may only touch keys of one slot.
         page: list[object] = []
         async for key in redis_client.scan_iter(
-            match=_core.LOCK_PREFIX + "*", count=_core.RESET_ALL_SCAN_COUNT
+            match=_keys.LOCK_PREFIX + "*", count=_keys.RESET_ALL_SCAN_COUNT
         ):
             page.append(key)
-            if len(page) >= _core.RESET_ALL_SCAN_COUNT:
+            if len(page) >= _keys.RESET_ALL_SCAN_COUNT:
                 deleted += await _reset_cluster_page(redis_client, page, expire_arg)
                 page = []
         return deleted + await _reset_cluster_page(redis_client, page, expire_arg)
     cursor = 0
     while True:
         reply = await redis_client.scan(
-            cursor=cursor, match=_core.LOCK_PREFIX + "*", count=_core.RESET_ALL_SCAN_COUNT
+            cursor=cursor, match=_keys.LOCK_PREFIX + "*", count=_keys.RESET_ALL_SCAN_COUNT
         )
         cursor, keys = _core.parse_scan_reply(reply)
-        batch, locks = _core.reset_all_batch(keys)
+        batch, locks = _keys.reset_all_batch(keys)
         if batch:
             deleted += _core.as_int_reply(
                 await evalsha_async(redis_client, RESET_ALL, batch, (*expire_arg, str(locks))), "reset_all"
@@ -638,7 +624,7 @@ async def _reset_cluster_page(
     redis_client: AsyncRedisClient, keys: list[object], expire_arg: tuple[str]
 ) -> int:
     deleted = 0
-    for group, locks in _core.reset_all_groups(keys):
+    for group, locks in _keys.reset_all_groups(keys):
         deleted += _core.as_int_reply(
             await evalsha_async(redis_client, RESET_ALL, group, (*expire_arg, str(locks))), "reset_all"
         )

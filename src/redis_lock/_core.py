@@ -1,26 +1,26 @@
 """Every decision the lock makes, with no I/O.
 
-Argument validation, key names, id generation, the wait-time arithmetic and the
-mapping from script replies to results or exceptions live here, once, so the
-sync and async flavours only talk to Redis and wait.
+Argument validation, id generation, the wait-time arithmetic, leases and
+renewal outcomes, and the mapping from script replies to results or exceptions
+live here, once, so the sync and async flavours only talk to Redis and wait.
+Key names live in ``_keys``, what a client is in ``_clients``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
-import inspect
 import itertools
 import logging
 import math
 import os
-import sys
 from base64 import b64encode
 from dataclasses import dataclass
 from logging import getLogger
 from os import urandom
-from typing import TYPE_CHECKING, Any, Final, Literal, Protocol, TypeGuard, final
+from typing import Final, Literal, final
 
+from ._clients import check_client, client_socket_timeout, is_cluster_client
 from ._exceptions import (
     AcquireTimeout,
     AlreadyAcquired,
@@ -35,10 +35,80 @@ from ._exceptions import (
     TimeoutNotUsable,
     TimeoutTooLarge,
 )
-from .typing import AsyncRedisClient, RedisClient
+from ._keys import keys_for, receipt_key
 
-if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Iterator
+__all__ = [
+    "ACQUIRED",
+    "BUSY",
+    "DEFAULT_RECEIPT_TTL_MS",
+    "DEFAULT_SIGNAL_EXPIRE_MS",
+    "MAX_RECEIPT_TTL_MS",
+    "MAX_SECONDS",
+    "MAX_WAIT_CHUNK",
+    "MAX_WAIT_REPLICAS",
+    "MIN_WAIT",
+    "OWNED",
+    "RECEIPT_ATTEMPTS",
+    "RENEWAL_RETRY_DELAY",
+    "RENEWAL_RETRY_DELAY_CAP",
+    "SERVER_TIMER_RESOLUTION",
+    "SOCKET_TIMEOUT_FRACTION",
+    "UNKNOWN_SOCKET_TIMEOUT_CHUNK",
+    "AcquireCode",
+    "AcquireReply",
+    "AcquireRequest",
+    "LockSettings",
+    "RenewalOutcome",
+    "WaitPlan",
+    "as_int_reply",
+    "check_acquire_timeout",
+    "check_auto_renewal",
+    "check_extend_reply",
+    "check_renewal_interval",
+    "check_replication",
+    "check_unlock_reply",
+    "decode_owner",
+    "enter_error",
+    "exit_release_failed_note",
+    "extend_seconds",
+    "generate_id",
+    "id_for_process",
+    "is_interrupted_wait",
+    "lease_end",
+    "lease_lost",
+    "lease_ran_out",
+    "lock_lost_error",
+    "lock_settings",
+    "logger_for_acquire",
+    "logger_for_refresh_exit",
+    "logger_for_refresh_shutdown",
+    "logger_for_refresh_start",
+    "logger_for_refresh_thread",
+    "logger_for_release",
+    "next_acquire_step",
+    "owned_is_ours",
+    "parse_acquire_reply",
+    "parse_scan_reply",
+    "plan_wait",
+    "prepare_acquire",
+    "release_receipt_ttl_ms",
+    "renewal_outcome",
+    "renews",
+    "replication_error",
+    "request_for_pass",
+    "takes_lock",
+    "to_ms",
+    "unlock_args",
+    "validate_expire",
+    "validate_flag",
+    "validate_id",
+    "validate_name",
+    "validate_signal_expire",
+    "validate_timeout",
+    "validate_wait_replicas",
+    "validate_wait_replicas_timeout",
+    "wait_chunk",
+]
 
 # Logger names and messages are those of python-redis-lock 4.x: users filter on them.
 # Lock ids are never logged: an id is enough to release someone else's lock.
@@ -49,10 +119,6 @@ logger_for_refresh_shutdown: Final = getLogger("redis_lock.refresh.shutdown")
 logger_for_refresh_exit: Final = getLogger("redis_lock.refresh.exit")
 logger_for_release: Final = getLogger("redis_lock.release")
 
-LOCK_PREFIX: Final = "lock:"
-SIGNAL_PREFIX: Final = "lock-signal:"
-#: A release's receipt: which release call deleted the lock key (see :func:`release_receipt_ttl_ms`).
-RECEIPT_PREFIX: Final = "lock-released:"
 
 #: Upper bound for ``expire`` and ``timeout``, in seconds (about 31.7 years).
 MAX_SECONDS: Final = 1_000_000_000
@@ -73,12 +139,8 @@ SOCKET_TIMEOUT_FRACTION: Final = 0.5
 #: The BLPOP chunk when a client's socket timeout cannot be read: safe for any
 #: socket timeout of two seconds or more.
 UNKNOWN_SOCKET_TIMEOUT_CHUNK: Final = 1.0
-#: Marker for "the client's socket timeout is not known".
-UNKNOWN: Final = object()
 #: Default lifetime of an unconsumed wake-up signal, in milliseconds (as in 4.x).
 DEFAULT_SIGNAL_EXPIRE_MS: Final = 1000
-#: SCAN page size used by ``reset_all``.
-RESET_ALL_SCAN_COUNT: Final = 500
 #: First pause between renewal retries after an error, in seconds; doubles up to the cap.
 RENEWAL_RETRY_DELAY: Final = 0.05
 RENEWAL_RETRY_DELAY_CAP: Final = 1.0
@@ -230,43 +292,6 @@ def validate_id(id: object) -> str:
     return value
 
 
-def check_client(
-    client: object, *, strict: bool, accepted: tuple[type, ...], flavour: str, needs_commands: bool = False
-) -> None:
-    """Reject what cannot be this flavour's client. Under ``strict`` (the default) only known client classes pass.
-
-    With ``strict=False`` any object passes, as in 4.x (whose own tests build
-    ``Lock(object(), ...)``), except the other flavour's client; ``needs_commands``
-    (for ``reset_all``, which has no ``strict``) also requires ``evalsha`` and ``scan``.
-    """
-    # The other flavour's client is named first, even under strict: the fix is the other class.
-    is_async = inspect.iscoroutinefunction(getattr(client, "execute_command", None))
-    if is_async != (flavour == "async") and callable(getattr(client, "evalsha", None)):
-        other = "AsyncLock" if is_async else "Lock"
-        kind = "an asyncio" if is_async else "a synchronous"
-        raise InvalidArgumentType(
-            f"redis_client is {kind} client ({type(client).__qualname__}); use redis_lock.{other} with it",
-            argument="redis_client",
-        )
-    if strict and not isinstance(client, accepted):
-        names = ", ".join(f"{t.__module__}.{t.__qualname__}" for t in accepted)
-        expected = (
-            "redis.asyncio.Redis or valkey.asyncio.Valkey"
-            if flavour == "async"
-            else "redis.Redis or valkey.Valkey"
-        )
-        raise InvalidArgument(
-            f"redis_client must be a {expected} (or cluster) client. Use strict=False if you know what "
-            f"you're doing. Expected one of: {names}; got {type(client).__module__}.{type(client).__qualname__}.",
-            argument="redis_client",
-        )
-    if needs_commands and not all(callable(getattr(client, name, None)) for name in ("evalsha", "scan")):
-        raise InvalidArgumentType(
-            f"redis_client must be a Redis client with evalsha() and scan() methods, got {type(client).__qualname__}",
-            argument="redis_client",
-        )
-
-
 def check_auto_renewal(auto_renewal: bool, expire: float | None) -> float | None:
     """Return the renewal interval (``expire * 2/3``), or None without auto-renewal."""
     if not auto_renewal:
@@ -313,24 +338,32 @@ def check_acquire_timeout(
 
 @final
 @dataclass(frozen=True, slots=True)
+class LockOptions:
+    """A lock's validated options: everything but its name and id, shared by every lock built alike."""
+
+    expire: float | None
+    signal_expire: int
+    blocking: bool
+    renewal_interval: float | None
+    timeout: float | None
+    wait_chunk: float
+    receipt_ttl_ms: int
+    wait_replicas: int
+    wait_replicas_timeout: float
+
+
+@final
+@dataclass(frozen=True, slots=True)
 class LockSettings:
     """A lock's validated constructor arguments, as both flavours store them."""
 
     lock_key: str
     signal_key: str
     receipt_key: str
-    receipt_ttl_ms: int
-    expire: float | None
     id: str
-    signal_expire: int
-    blocking: bool
-    renewal_interval: float | None
-    timeout: float | None
-    wait_chunk: float
-    wait_replicas: int
-    wait_replicas_timeout: float
     #: The id was generated for this instance (``id=None``), so no other instance has it.
     generated_id: bool
+    options: LockOptions
 
 
 def lock_settings(
@@ -344,247 +377,100 @@ def lock_settings(
     signal_expire: object,
     blocking: object,
     timeout: object,
-    accepted: tuple[type, ...],
     flavour: str,
     wait_replicas: object = 0,
     wait_replicas_timeout: object = 1.0,
 ) -> LockSettings:
-    """Validate every constructor argument of ``Lock``/``AsyncLock``, in one order, with no I/O."""
-    check_client(client, strict=validate_flag(strict, "strict"), accepted=accepted, flavour=flavour)
-    lock_key, signal_key = keys_for(validate_name(name), cluster=is_cluster_client(client))
+    """Validate every constructor argument of ``Lock``/``AsyncLock``, with no I/O.
+
+    Building a lock per use (``with redis_lock.Lock(conn, name):``) is the common
+    idiom, so this is on the hot path: what depends on the client's class is
+    decided once per class (``_clients``), and the options, validated once per
+    combination of values (:func:`lock_options`, keyed by value *and type*, so
+    ``True`` never passes for ``1``); only the name and the id are looked at anew.
+    """
+    check_client(client, strict=validate_flag(strict, "strict"), flavour=flavour)
+    cluster = is_cluster_client(client)
+    lock_key, signal_key = keys_for(validate_name(name), cluster=cluster)
+    socket_timeout = client_socket_timeout(client)
+    arguments = (
+        expire,
+        auto_renewal,
+        signal_expire,
+        blocking,
+        timeout,
+        wait_replicas,
+        wait_replicas_timeout,
+        socket_timeout,
+        cluster,
+        callable(getattr(client, "pipeline", None)),
+        type(client).__qualname__,
+    )
+    try:
+        options = lock_options(*arguments)
+    except TypeError as exc:
+        if isinstance(exc, RedisLockError):
+            raise
+        options = lock_options.__wrapped__(*arguments)  # an unhashable argument: validate without the cache
+    return LockSettings(
+        lock_key=lock_key,
+        signal_key=signal_key,
+        receipt_key=receipt_key(lock_key),
+        id=validate_id(id),
+        generated_id=id is None,
+        options=options,
+    )
+
+
+@functools.lru_cache(maxsize=256, typed=True)
+def lock_options(
+    expire: object,
+    auto_renewal: object,
+    signal_expire: object,
+    blocking: object,
+    timeout: object,
+    wait_replicas: object,
+    wait_replicas_timeout: object,
+    socket_timeout: object,
+    cluster: bool,
+    pipelines: bool,
+    client_name: str,
+) -> LockOptions:
+    """Validate a lock's options (in one order, every error naming argument and value); cached, see above."""
     seconds = validate_expire(expire)
-    lock_id = validate_id(id)
     renew = validate_flag(auto_renewal, "auto_renewal")
     signal_ms = validate_signal_expire(signal_expire)
     waits = validate_flag(blocking, "blocking")
     interval = check_auto_renewal(renew, seconds)
     replicas = validate_wait_replicas(wait_replicas)
     replicas_timeout = validate_wait_replicas_timeout(wait_replicas_timeout)
-    socket_timeout = client_socket_timeout(client)
-    check_replication(client, replicas, replicas_timeout, socket_timeout)
-    return LockSettings(
-        lock_key=lock_key,
-        signal_key=signal_key,
-        receipt_key=receipt_key(lock_key),
-        receipt_ttl_ms=release_receipt_ttl_ms(socket_timeout),
+    check_replication(
+        replicas,
+        replicas_timeout,
+        socket_timeout,
+        cluster=cluster,
+        pipelines=pipelines,
+        client_name=client_name,
+    )
+    return LockOptions(
         expire=seconds,
-        id=lock_id,
         signal_expire=signal_ms,
         blocking=waits,
         renewal_interval=interval,
         timeout=check_acquire_timeout(timeout, blocking=waits, expire=seconds, renewal=interval),
         wait_chunk=wait_chunk(socket_timeout),
+        receipt_ttl_ms=release_receipt_ttl_ms(socket_timeout),
         wait_replicas=replicas,
         wait_replicas_timeout=replicas_timeout,
-        generated_id=id is None,
     )
 
 
 # ---------------------------------------------------------------------------
 # Key names and Redis Cluster.
 
-#: Cluster client classes, as (module, class name): looked up in ``sys.modules``
-#: only, so checking a client never imports a library the caller does not use.
-_CLUSTER_CLASSES: Final = (
-    ("redis.cluster", "RedisCluster"),
-    ("redis.asyncio.cluster", "RedisCluster"),
-    ("valkey.cluster", "ValkeyCluster"),
-    ("valkey.asyncio.cluster", "ValkeyCluster"),
-)
-
-
-def cluster_client_types(flavour: str | None = None) -> tuple[type, ...]:
-    """The Redis Cluster client classes of redis-py and valkey-py that are imported.
-
-    ``flavour`` ``"sync"`` or ``"async"`` keeps only that flavour's classes.
-    """
-    found: list[type] = []
-    for module, name in _CLUSTER_CLASSES:
-        if flavour is not None and (".asyncio." in module) != (flavour == "async"):
-            continue
-        cls = getattr(sys.modules.get(module), name, None)
-        if isinstance(cls, type):
-            found.append(cls)
-    return tuple(found)
-
-
-def is_cluster_client(client: object) -> bool:
-    """Whether ``client`` talks to a Redis Cluster (so a lock's keys need a hash tag)."""
-    return isinstance(client, cluster_client_types())
-
-
-class ClusterClient(RedisClient, Protocol):
-    """A synchronous cluster client: SCAN runs on every primary through ``scan_iter``.
-
-    A missing script is sent with EVAL, which runs and caches it on the one node
-    that serves the keys: SCRIPT LOAD would go to every primary, and fail while
-    any of them is down.
-    """
-
-    def scan_iter(self, match: Any = None, count: Any = None) -> Iterator[Any]: ...
-
-    def eval(self, script: str, numkeys: int, /, *keys_and_args: str) -> object: ...
-
-
-class AsyncClusterClient(AsyncRedisClient, Protocol):
-    """An asyncio cluster client: as :class:`ClusterClient`."""
-
-    def scan_iter(self, match: Any = None, count: Any = None) -> AsyncIterator[Any]: ...
-
-    def eval(self, script: str, numkeys: int, /, *keys_and_args: str) -> Awaitable[object] | Any: ...
-
-
-def is_sync_cluster(client: RedisClient) -> TypeGuard[ClusterClient]:
-    return is_cluster_client(client)
-
-
-def is_async_cluster(client: AsyncRedisClient) -> TypeGuard[AsyncClusterClient]:
-    return is_cluster_client(client)
-
-
-def hash_tag(name: str) -> str:
-    """The hash tag that puts both keys of the lock ``name`` in one cluster slot: ``{<name>}``.
-
-    Redis hashes only what lies between the first ``{`` and the first ``}`` after
-    it, so the tag must contain no ``}``. Inside the tag ``\\`` is written ``\\\\``
-    and ``}`` is written ``\\x7d``: the whole name decides the slot, names with braces
-    included, and distinct names keep distinct keys.
-    """
-    return "{" + name.replace("\\", "\\\\").replace("}", "\\x7d") + "}"
-
-
-def keys_for(name: str, *, cluster: bool = False) -> tuple[str, str]:
-    """The lock key and the signal key of ``name``.
-
-    On a standalone server (and Sentinel) these are the 4.x names,
-    ``lock:<name>`` and ``lock-signal:<name>``. On a cluster client both carry
-    :func:`hash_tag` of the name, ``lock:{<name>}`` and ``lock-signal:{<name>}``,
-    so they hash to one slot and the scripts may touch both.
-    """
-    suffix = hash_tag(name) if cluster else name
-    return LOCK_PREFIX + suffix, SIGNAL_PREFIX + suffix
-
-
-def receipt_key(lock_key: str) -> str:
-    """The key of a lock's release receipt: ``lock-released:<name>``, in the lock key's hash slot."""
-    return RECEIPT_PREFIX + lock_key[len(LOCK_PREFIX) :]
-
-
-def _crc16(data: bytes) -> int:
-    # CRC-16/XMODEM (polynomial 0x1021, initial value 0), the checksum of the
-    # Redis Cluster specification's key distribution model.
-    crc = 0
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-        crc &= 0xFFFF
-    return crc
-
-
-def key_slot(key: str | bytes) -> int:
-    """The Redis Cluster hash slot (0-16383) of ``key``, honouring hash tags as Redis does."""
-    data = key.encode("utf-8") if isinstance(key, str) else key
-    start = data.find(b"{")
-    if start != -1:
-        end = data.find(b"}", start + 1)
-        if end > start + 1:
-            data = data[start + 1 : end]
-    return _crc16(data) % 16384
-
-
-def reset_all_groups(keys: list[object]) -> list[tuple[tuple[str, ...], int]]:
-    """Split a page of scanned lock keys into reset_all.lua calls whose keys all share one slot.
-
-    Each call is (KEYS, number of lock keys): its lock keys, then its signal keys.
-    A lock key and its signal key normally share a slot (our cluster keys carry a
-    hash tag); a key some other program wrote, such as ``lock:job`` without a tag,
-    has its signal key elsewhere, and each of the two then goes with its own slot.
-    """
-    groups: dict[int, tuple[list[str], list[str]]] = {}
-    for key in keys:
-        pair = keys_for_scanned(key)
-        if pair is None:
-            continue
-        lock_key, signal_key = pair
-        groups.setdefault(key_slot(lock_key), ([], []))[0].append(lock_key)
-        groups.setdefault(key_slot(signal_key), ([], []))[1].append(signal_key)
-    return [(tuple(locks + signals), len(locks)) for locks, signals in groups.values()]
-
-
-def keys_for_scanned(key: object) -> tuple[str, str] | None:
-    """Map a key found by SCAN (``lock:<name>``) to its (lock key, signal key); None if no Lock made it."""
-    if isinstance(key, bytes):
-        try:
-            key = key.decode("utf-8")
-        except UnicodeDecodeError:
-            return None  # names are str, sent as UTF-8, so no Lock made this key
-    if not isinstance(key, str) or not key.startswith(LOCK_PREFIX):
-        return None
-    return key, SIGNAL_PREFIX + key[len(LOCK_PREFIX) :]
-
 
 # ---------------------------------------------------------------------------
 # Waiting.
-
-
-@functools.lru_cache(maxsize=16)
-def _default_socket_timeout(connection_class: type) -> object:
-    # The first __init__ up the MRO that declares socket_timeout has its default;
-    # classes whose __init__ only forwards **kwargs (redis-py's asyncio and TCP
-    # connections) are walked past.
-    for cls in connection_class.__mro__:
-        init = cls.__dict__.get("__init__")
-        if init is None:
-            continue
-        try:
-            parameters = inspect.signature(init).parameters
-        except (TypeError, ValueError):
-            return UNKNOWN
-        parameter = parameters.get("socket_timeout")
-        if parameter is not None:
-            return UNKNOWN if parameter.default is inspect.Parameter.empty else parameter.default
-        if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
-            return UNKNOWN
-    return UNKNOWN
-
-
-def client_socket_timeout(client: object) -> object:
-    """The socket timeout a client's connections use; :data:`UNKNOWN` if it cannot be told.
-
-    Reads the client's settings only (no I/O), the same way for the sync and
-    asyncio clients of redis-py and valkey-py: the connection pool's, or on a
-    cluster client the keyword arguments it passes to every node's connections.
-    """
-    if is_cluster_client(client):
-        return _cluster_socket_timeout(client)
-    pool = getattr(client, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", None)
-    if isinstance(kwargs, dict) and "socket_timeout" in kwargs:
-        return kwargs["socket_timeout"]
-    connection_class = getattr(pool, "connection_class", None)
-    if isinstance(connection_class, type):
-        return _default_socket_timeout(connection_class)
-    return UNKNOWN
-
-
-def _cluster_socket_timeout(client: object) -> object:
-    # What the client passes to every node's connections, else a known node's own
-    # settings: the sync client's per-node Redis, or the asyncio node's
-    # connection class (asyncio nodes are known once the client has initialised).
-    nodes = getattr(client, "nodes_manager", None)
-    kwargs = getattr(nodes, "connection_kwargs", None) or getattr(client, "connection_kwargs", None)
-    if isinstance(kwargs, dict) and "socket_timeout" in kwargs:
-        return kwargs["socket_timeout"]
-    get_nodes = getattr(client, "get_nodes", None)
-    for node in get_nodes() if callable(get_nodes) else ():
-        inner = getattr(node, "redis_connection", None) or getattr(node, "valkey_connection", None)
-        if inner is not None:
-            return client_socket_timeout(inner)
-        connection_class = getattr(node, "connection_class", None)
-        if isinstance(connection_class, type):
-            return _default_socket_timeout(connection_class)
-    return UNKNOWN
 
 
 def wait_chunk(socket_timeout: object) -> float:
@@ -833,8 +719,10 @@ def validate_wait_replicas_timeout(timeout: object) -> float:
     return timeout
 
 
-def check_replication(client: object, replicas: int, timeout: float, socket_timeout: object) -> None:
-    """Check that ``client`` can wait for ``replicas`` replicas (nothing to check for 0).
+def check_replication(
+    replicas: int, timeout: float, socket_timeout: object, *, cluster: bool, pipelines: bool, client_name: str
+) -> None:
+    """Check that the client can wait for ``replicas`` replicas (nothing to check for 0).
 
     The WAIT must go on the connection that ran the acquire script (WAIT counts
     that connection's writes only), so the client needs ``pipeline()``; a cluster
@@ -844,15 +732,14 @@ def check_replication(client: object, replicas: int, timeout: float, socket_time
     """
     if not replicas:
         return
-    if is_cluster_client(client):
+    if cluster:
         raise InvalidArgument(
             f"wait_replicas is not supported on cluster clients yet: wait_replicas={replicas!r}",
             argument="wait_replicas",
         )
-    if not callable(getattr(client, "pipeline", None)):
+    if not pipelines:
         raise InvalidArgumentType(
-            f"wait_replicas={replicas!r} needs a client with a pipeline() method, "
-            f"got {type(client).__qualname__}",
+            f"wait_replicas={replicas!r} needs a client with a pipeline() method, got {client_name}",
             argument="redis_client",
         )
     if _is_number(socket_timeout):
@@ -863,46 +750,6 @@ def check_replication(client: object, replicas: int, timeout: float, socket_time
                 f"socket_timeout ({socket_timeout!r} s): wait_replicas_timeout={timeout!r}",
                 argument="wait_replicas_timeout",
             )
-
-
-class CommandPipeline(Protocol):
-    """The non-transactional pipeline of a synchronous client (redis-py's or valkey-py's ``Pipeline``)."""
-
-    def execute_command(self, *args: Any, **options: Any) -> object: ...
-
-    def execute(self, raise_on_error: bool = ...) -> list[Any]: ...
-
-
-class PipeliningClient(RedisClient, Protocol):
-    """A synchronous client that also makes pipelines: what ``wait_replicas`` needs.
-
-    Private on purpose: :class:`~redis_lock.typing.RedisClient` does not grow a
-    ``pipeline`` method for everyone; :func:`supports_pipeline` narrows to this.
-    """
-
-    def pipeline(self, transaction: bool = ..., shard_hint: Any = ...) -> CommandPipeline: ...
-
-
-class AsyncCommandPipeline(Protocol):
-    """The non-transactional pipeline of an asyncio client."""
-
-    def execute_command(self, *args: Any, **options: Any) -> object: ...
-
-    def execute(self, raise_on_error: bool = ...) -> Awaitable[list[Any]]: ...
-
-
-class AsyncPipeliningClient(AsyncRedisClient, Protocol):
-    """An asyncio client that also makes pipelines: what ``wait_replicas`` needs."""
-
-    def pipeline(self, transaction: bool = ..., shard_hint: Any = ...) -> AsyncCommandPipeline: ...
-
-
-def supports_pipeline(client: RedisClient) -> TypeGuard[PipeliningClient]:
-    return callable(getattr(client, "pipeline", None))
-
-
-def supports_async_pipeline(client: AsyncRedisClient) -> TypeGuard[AsyncPipeliningClient]:
-    return callable(getattr(client, "pipeline", None))
 
 
 def replication_error(
@@ -974,6 +821,8 @@ class _Nonces:
     def renew(self) -> None:
         self.prefix = urandom(9).hex()
         self.counter = itertools.count()
+        #: This process's pid, kept here (and renewed after a fork) so that no lock asks the kernel.
+        self.pid = os.getpid()
 
     def next(self) -> str:
         return f"{self.prefix}{next(self.counter):x}"
@@ -982,6 +831,11 @@ class _Nonces:
 _nonces: Final = _Nonces()
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_nonces.renew)
+
+
+def current_pid() -> int:
+    """The pid of this process, without a system call (kept up to date across forks)."""
+    return _nonces.pid
 
 
 def unlock_args(lock_id: str, signal_expire: int, receipt_ttl_ms: int) -> tuple[str, str, str, str]:
@@ -1187,23 +1041,3 @@ def parse_scan_reply(reply: object) -> tuple[int, list[object]]:
             cursor = int(cursor)
         return as_int_reply(cursor, "SCAN"), list(reply[1])
     raise RedisLockError(f"Unexpected reply to SCAN: {reply!r}")
-
-
-def reset_all_batch(keys: list[object]) -> tuple[tuple[str, ...], int]:
-    """Turn a SCAN page of lock keys into reset_all.lua's KEYS (lock keys, then signal keys) and the lock count."""
-    locks: list[str] = []
-    signals: list[str] = []
-    for key in keys:
-        pair = keys_for_scanned(key)
-        if pair is not None:
-            locks.append(pair[0])
-            signals.append(pair[1])
-    return tuple(locks + signals), len(locks)
-
-
-def public_name(cls: type) -> str:
-    """A class's name for ``repr()``: ``redis_lock.Lock``, not the private module it is defined in."""
-    module = cls.__module__
-    if module.startswith("redis_lock._"):
-        module = "redis_lock"
-    return f"{module}.{cls.__qualname__}"

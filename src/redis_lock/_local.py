@@ -117,7 +117,8 @@ class ThreadGate(_Gate):
 
     def __init__(self) -> None:
         super().__init__()
-        self._cond = threading.Condition(self._mutex)
+        # Made when a caller first has to wait: most objects never see contention.
+        self._cond: threading.Condition | None = None
 
     def enter(self, *, blocking: bool, deadline: float | None) -> Ticket | None:
         """Pass the gate, waiting (with ``blocking``) until ``deadline`` (a ``monotonic()`` time, None: forever).
@@ -127,7 +128,7 @@ class ThreadGate(_Gate):
             hold ended there, by expiry or reset); or None if the gate stayed busy.
         """
         me = threading.get_ident()
-        with self._cond:
+        with self._mutex:
             if (mine := self._holding(me)) is not None:
                 return mine
             while self._ticket is not None:
@@ -136,18 +137,21 @@ class ThreadGate(_Gate):
                 remaining = None if deadline is None else deadline - mod_time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return None
+                if self._cond is None:
+                    self._cond = threading.Condition(self._mutex)
                 self._cond.wait(remaining)
             self._ticket = ticket = Ticket(me)
             return ticket
 
     def leave(self, ticket: Ticket) -> None:
         """End ``ticket``'s pass and let the next waiting caller in."""
-        with self._cond:
+        with self._mutex:
             ticket.held = False
             ticket.done = True
             if self._ticket is ticket:
                 self._ticket = None
-                self._cond.notify()
+                if self._cond is not None:
+                    self._cond.notify()
 
 
 @final

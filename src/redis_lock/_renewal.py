@@ -52,7 +52,7 @@ import traceback
 import weakref
 from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, final
 
-from . import _core
+from . import _clients, _core
 from ._core import logger_for_refresh_thread
 from ._exceptions import RedisLockError
 from ._scripts import EXTEND, is_noscript_error
@@ -365,7 +365,7 @@ def _pipeline_factory(client: object) -> Any:
     EVALSHA, and their per-lock extend sends EVAL on NOSCRIPT to the key's node.
     """
     factory = getattr(client, "pipeline", None)
-    if not callable(factory) or _core.is_cluster_client(client):
+    if not callable(factory) or _clients.is_cluster_client(client):
         return None
     return factory
 

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, Final, final
 
-from ._core import is_async_cluster, is_sync_cluster
+from ._clients import is_async_cluster, is_sync_cluster
 
 if TYPE_CHECKING:
-    from ._core import AsyncPipeliningClient, PipeliningClient
+    from ._clients import AsyncPipeliningClient, PipeliningClient
     from .typing import AsyncRedisClient, RedisClient
 
 __all__ = [

@@ -5,14 +5,11 @@ Decisions live in ``_core``; this module only talks to Redis and waits.
 
 from __future__ import annotations
 
-import os
 import sys
 import time as mod_time
 from typing import TYPE_CHECKING
 
-import redis
-
-from . import _core, _local, _renewal
+from . import _clients, _core, _keys, _local, _renewal
 from ._core import (
     logger_for_acquire,
     logger_for_refresh_exit,
@@ -30,17 +27,6 @@ if TYPE_CHECKING:
     from .typing import RedisClient
 
 __all__ = ["Lock", "reset_all"]
-
-
-def _sync_client_types() -> tuple[type, ...]:
-    """The client classes ``strict=True`` accepts: redis-py's, and valkey-py's when it is in use."""
-    types: list[type] = [redis.Redis]
-    valkey = sys.modules.get("valkey")
-    valkey_client = getattr(valkey, "Valkey", None)
-    if isinstance(valkey_client, type):
-        types.append(valkey_client)
-    types.extend(_core.cluster_client_types("sync"))
-    return tuple(types)
 
 
 class Lock:
@@ -127,40 +113,40 @@ class Lock:
             signal_expire=signal_expire,
             blocking=blocking,
             timeout=timeout,
-            accepted=_sync_client_types(),
             flavour="sync",
             wait_replicas=wait_replicas,
             wait_replicas_timeout=wait_replicas_timeout,
         )
         # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set).
         self._client = redis_client
-        self._name, self._signal = settings.lock_key, settings.signal_key
-        self._receipt, self._receipt_ttl_ms = settings.receipt_key, settings.receipt_ttl_ms
-        self._expire = settings.expire
+        self._name, self._signal, self._receipt = settings.lock_key, settings.signal_key, settings.receipt_key
         self._id = settings.id
-        self._signal_expire = settings.signal_expire
-        self.blocking = settings.blocking
-        self._lock_renewal_interval = settings.renewal_interval
-        self._timeout = settings.timeout
-        self._wait_chunk = settings.wait_chunk
-        self._wait_replicas = settings.wait_replicas
-        self._wait_replicas_timeout = settings.wait_replicas_timeout
+        options = settings.options
+        self._receipt_ttl_ms = options.receipt_ttl_ms
+        self._expire = options.expire
+        self._signal_expire = options.signal_expire
+        self.blocking = options.blocking
+        self._lock_renewal_interval = options.renewal_interval
+        self._timeout = options.timeout
+        self._wait_chunk = options.wait_chunk
+        self._wait_replicas = options.wait_replicas
+        self._wait_replicas_timeout = options.wait_replicas_timeout
         # The client again, typed for pipelines, when acquire must WAIT for replicas.
-        self._replicated_client: _core.PipeliningClient | None = (
-            redis_client if settings.wait_replicas and _core.supports_pipeline(redis_client) else None
+        self._replicated_client: _clients.PipeliningClient | None = (
+            redis_client if options.wait_replicas and _clients.supports_pipeline(redis_client) else None
         )
         self._lock_renewal_thread = None
         self._lease_deadline = 0.0
         # Which thread holds this object (see _local): like threading.Lock, one at a time.
         self._gate = _local.ThreadGate()
         self._generated_id = settings.generated_id
-        self._id_pid = os.getpid()
+        self._id_pid = _core.current_pid()
         # Whether the current hold is auto-renewed (its lease then bounds it: see `lost`).
         self._renewed = False
         self._lost: BaseException | None = None
 
     def __repr__(self) -> str:
-        return f"<{_core.public_name(type(self))} {self._name!r}>"
+        return f"<{_clients.public_name(type(self))} {self._name!r}>"
 
     @classmethod
     def register_scripts(cls, redis_client: object) -> None:
@@ -236,7 +222,7 @@ class Lock:
             return False
         again = ticket.held  # this thread holds the object already: Redis decides (see _local)
         request, self._id, self._id_pid = _core.request_for_pass(
-            request, again=again, generated=self._generated_id, id_pid=self._id_pid, pid=os.getpid()
+            request, again=again, generated=self._generated_id, id_pid=self._id_pid, pid=_core.current_pid()
         )
         try:
             acquired = self._acquire_in_redis(request)
@@ -499,25 +485,25 @@ def reset_all(redis_client: RedisClient, signal_expire: int = _core.DEFAULT_SIGN
     .. versionchanged:: 5.0
        Uses SCAN instead of KEYS; returns the count; takes ``signal_expire``.
     """
-    _core.check_client(redis_client, strict=False, accepted=(), flavour="sync", needs_commands=True)
+    _clients.check_client(redis_client, strict=False, flavour="sync", needs_commands=True)
     expire_arg = (str(_core.validate_signal_expire(signal_expire)),)
     deleted = 0
-    if _core.is_sync_cluster(redis_client):
+    if _clients.is_sync_cluster(redis_client):
         # scan_iter walks every primary; a script may only touch keys of one slot.
         page: list[object] = []
-        for key in redis_client.scan_iter(match=_core.LOCK_PREFIX + "*", count=_core.RESET_ALL_SCAN_COUNT):
+        for key in redis_client.scan_iter(match=_keys.LOCK_PREFIX + "*", count=_keys.RESET_ALL_SCAN_COUNT):
             page.append(key)
-            if len(page) >= _core.RESET_ALL_SCAN_COUNT:
+            if len(page) >= _keys.RESET_ALL_SCAN_COUNT:
                 deleted += _reset_cluster_page(redis_client, page, expire_arg)
                 page = []
         return deleted + _reset_cluster_page(redis_client, page, expire_arg)
     cursor = 0
     while True:
         reply = redis_client.scan(
-            cursor=cursor, match=_core.LOCK_PREFIX + "*", count=_core.RESET_ALL_SCAN_COUNT
+            cursor=cursor, match=_keys.LOCK_PREFIX + "*", count=_keys.RESET_ALL_SCAN_COUNT
         )
         cursor, keys = _core.parse_scan_reply(reply)
-        batch, locks = _core.reset_all_batch(keys)
+        batch, locks = _keys.reset_all_batch(keys)
         if batch:
             deleted += _core.as_int_reply(
                 evalsha(redis_client, RESET_ALL, batch, (*expire_arg, str(locks))), "reset_all"
@@ -528,7 +514,7 @@ def reset_all(redis_client: RedisClient, signal_expire: int = _core.DEFAULT_SIGN
 
 def _reset_cluster_page(redis_client: RedisClient, keys: list[object], expire_arg: tuple[str]) -> int:
     deleted = 0
-    for group, locks in _core.reset_all_groups(keys):
+    for group, locks in _keys.reset_all_groups(keys):
         deleted += _core.as_int_reply(
             evalsha(redis_client, RESET_ALL, group, (*expire_arg, str(locks))), "reset_all"
         )
