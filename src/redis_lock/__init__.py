@@ -2,6 +2,11 @@
 
 This file is the public facade; the implementation lives in private modules:
 
+- ``_engine``: the engine's effects (call, pipeline, sleep, ...) and the two
+  drivers, ``drive`` (sync) and ``drive_async``, that perform them:
+  every operation is written once, as steps that yield effects;
+- ``_lockcore``: the lock written once: its state and the steps of acquire,
+  release, extend, reset, the queries and ``reset_all``;
 - ``_core``: every decision, with no I/O (validation, ids, waits, leases,
   script replies to results or exceptions), shared by both flavours;
 - ``_keys``: key names and Redis Cluster hash slots;
@@ -10,9 +15,10 @@ This file is the public facade; the implementation lives in private modules:
 - ``_scripts``: the Lua scripts in ``lua/``, loaded at import, run with EVALSHA;
 - ``_local``: the local gate that makes threads (or tasks) sharing one lock
   object take turns;
-- ``_sync``: :class:`Lock`, its renewal thread, and :func:`reset_all`;
-- ``_async``: :class:`AsyncLock`, its renewal task, and :func:`async_reset_all`,
-  the asyncio twins of the above;
+- ``_sync``: :class:`Lock` and :func:`reset_all`, which drive those steps with a
+  synchronous client (and start the renewal thread);
+- ``_async``: :class:`AsyncLock` and :func:`async_reset_all`, which drive them
+  with an asyncio client (and start the renewal task);
 - ``_renewal``: auto-renewal, one scheduler per client (a thread, or a task per
   event loop) over many locks, with pipelined extends;
 - ``_exceptions``: the exception hierarchy;

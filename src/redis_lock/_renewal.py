@@ -50,15 +50,16 @@ import threading
 import time as mod_time
 import traceback
 import weakref
-from typing import TYPE_CHECKING, Any, Final, Generic, Protocol, TypeVar, final
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeVar, final
 
 from . import _clients, _core
 from ._core import logger_for_refresh_thread
+from ._engine import Steps, drive, drive_async
 from ._exceptions import RedisLockError
-from ._scripts import EXTEND, is_noscript_error
+from ._scripts import EXTEND, run_pipelined
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Sequence
 
     from ._async import AsyncLock
     from ._sync import Lock
@@ -86,16 +87,6 @@ _Command = tuple[int, tuple[str, str, str], float]
 _ADD: Final = 0
 _COLLECTED: Final = 1
 _WAKE: Final = 2
-
-
-class _Pipeline(Protocol):
-    def evalsha(self, sha: str, numkeys: int, /, *keys_and_args: str) -> object: ...
-    def execute(self, raise_on_error: bool = ...) -> list[object]: ...
-
-
-class _AsyncPipeline(Protocol):
-    def evalsha(self, sha: str, numkeys: int, /, *keys_and_args: str) -> object: ...
-    def execute(self, raise_on_error: bool = ...) -> Awaitable[list[object]]: ...
 
 
 class _Entry(Generic[_L]):
@@ -253,20 +244,17 @@ async def _renew_by_ref_async(entry: _Entry[AsyncLock]) -> _Result:
     return None, None
 
 
-def _read_replies(replies: Sequence[object], jobs: Sequence[_Job[_E]], sent: float) -> list[_Job[_E]]:
-    """Set each job's result from its reply in a pipeline; return those the server lacked the script for."""
+def _read_replies(replies: Sequence[object], jobs: Sequence[_Job[Any]], sent: float) -> None:
+    """Set each job's result from its reply in a pipeline."""
     if len(replies) != len(jobs):
         error = RedisLockError(
             f"Unexpected reply from a pipeline: {len(replies)} replies to {len(jobs)} commands"
         )
         for job in jobs:
             job.result = (error, None)
-        return []
-    noscript: list[_Job[_E]] = []
+        return
     for job, reply in zip(jobs, replies, strict=True):
         if isinstance(reply, Exception):
-            if is_noscript_error(reply):
-                noscript.append(job)
             job.result = (reply, None)
             continue
         try:
@@ -275,7 +263,6 @@ def _read_replies(replies: Sequence[object], jobs: Sequence[_Job[_E]], sent: flo
             job.result = (exc, None)
         else:
             job.result = (None, _core.lease_end(sent, job.seconds, 0.0))
-    return noscript
 
 
 def _fail(jobs: Sequence[_Job[Any]], error: Exception) -> None:
@@ -283,66 +270,20 @@ def _fail(jobs: Sequence[_Job[Any]], error: Exception) -> None:
         job.result = (error, None)
 
 
-def _pipelined(client: Any, factory: Callable[..., _Pipeline], jobs: Sequence[_Job[Renewal]]) -> bool:
-    """Run ``jobs`` in one pipeline; on NOSCRIPT, load the script and resend those once.
+def _pipelined(jobs: Sequence[_Job[Any]]) -> Steps[bool]:
+    """Steps that extend ``jobs`` in one pipeline (NOSCRIPT handled by ``_scripts.run_pipelined``).
 
     :returns: False if the client refused to build the pipeline (nothing was sent).
     """
-    pending = jobs
-    reloaded = False
-    while pending:
-        try:
-            pipe = factory(transaction=False)
-            for job in pending:
-                pipe.evalsha(EXTEND.sha1, 1, *job.args)
-        except Exception:
-            return reloaded  # refused before any I/O: this client cannot pipeline EVALSHA
-        sent = mod_time.monotonic()
-        try:
-            replies = pipe.execute(raise_on_error=False)
-        except Exception as exc:
-            _fail(pending, exc)
-            break
-        pending = _read_replies(replies, pending, sent)
-        if not pending or reloaded:
-            break
-        reloaded = True
-        try:
-            client.script_load(EXTEND.source)
-        except Exception as exc:
-            _fail(pending, exc)
-            break
-    return True
-
-
-async def _pipelined_async(
-    client: Any, factory: Callable[..., _AsyncPipeline], jobs: Sequence[_Job[AsyncRenewal]]
-) -> bool:
-    """The asyncio twin of :func:`_pipelined`."""
-    pending = jobs
-    reloaded = False
-    while pending:
-        try:
-            pipe = factory(transaction=False)
-            for job in pending:
-                pipe.evalsha(EXTEND.sha1, 1, *job.args)
-        except Exception:
-            return reloaded
-        sent = mod_time.monotonic()
-        try:
-            replies = await pipe.execute(raise_on_error=False)
-        except Exception as exc:
-            _fail(pending, exc)
-            break
-        pending = _read_replies(replies, pending, sent)
-        if not pending or reloaded:
-            break
-        reloaded = True
-        try:
-            await client.script_load(EXTEND.source)
-        except Exception as exc:
-            _fail(pending, exc)
-            break
+    sent = mod_time.monotonic()
+    try:
+        replies = yield from run_pipelined(EXTEND, [job.args for job in jobs], 1)
+    except Exception as exc:
+        _fail(jobs, exc)
+        return True
+    if replies is None:
+        return False
+    _read_replies(replies, jobs, sent)
     return True
 
 
@@ -589,9 +530,8 @@ class _Scheduler:
         groups, one_by_one = _group(jobs)
         for group in groups.values():
             client = group[0].client
-            factory = _pipeline_factory(client)
             for first in range(0, len(group), PIPELINE_CHUNK):
-                if not _pipelined(client, factory, group[first : first + PIPELINE_CHUNK]):
+                if not drive(client, _pipelined(group[first : first + PIPELINE_CHUNK])):
                     self._unpipelined.add(id(client))
                     one_by_one.extend(group[first:])
                     break
@@ -838,10 +778,9 @@ class _AsyncScheduler:
         groups, one_by_one = _group(jobs)
         for group in groups.values():
             client = group[0].client
-            factory = _pipeline_factory(client)
             for first in range(0, len(group), PIPELINE_CHUNK):
                 chunk = group[first : first + PIPELINE_CHUNK]
-                if await _within_leases(chunk, _pipelined_async(client, factory, chunk)) is False:
+                if await _within_leases(chunk, drive_async(client, _pipelined(chunk))) is False:
                     self._unpipelined.add(id(client))
                     one_by_one.extend(group[first:])
                     break

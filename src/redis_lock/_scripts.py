@@ -6,11 +6,12 @@ belongs to a client, so there is no cache for a first instance to fill (4.x's
 ``Lock.register_scripts`` filled class attributes, which broke subclasses).
 Importing this module performs no network I/O.
 
-:func:`evalsha` is the one place the sync flavour runs a script, and
-:func:`evalsha_async` its asyncio twin: EVALSHA, and on NOSCRIPT (a restarted
-server, SCRIPT FLUSH, a failover to a replica that never saw the script) SCRIPT
-LOAD and one retry. :func:`evalsha_then_wait` and :func:`evalsha_then_wait_async`
-run a script and a ``WAIT`` on one connection, for ``wait_replicas``.
+:func:`run` is the one place a script is run, as engine steps (``_engine``)
+that either flavour drives: EVALSHA, and on NOSCRIPT (a restarted server,
+SCRIPT FLUSH, a failover to a replica that never saw the script) SCRIPT LOAD and
+one retry. :func:`run_then_wait` runs a script and a ``WAIT`` on one
+connection, for ``wait_replicas``; :func:`run_pipelined` many copies of one
+script in a pipeline, for renewal.
 """
 
 from __future__ import annotations
@@ -20,11 +21,11 @@ from dataclasses import dataclass
 from importlib.resources import files
 from typing import TYPE_CHECKING, Any, Final, final
 
-from ._clients import is_async_cluster, is_sync_cluster
+from ._clients import is_cluster_client
+from ._engine import Call, Pipeline, PipelineRefused, Steps, drive
 
 if TYPE_CHECKING:
-    from ._clients import AsyncPipeliningClient, PipeliningClient
-    from .typing import AsyncRedisClient, RedisClient
+    from collections.abc import Sequence
 
 __all__ = [
     "ACQUIRE",
@@ -35,9 +36,10 @@ __all__ = [
     "UNLOCK",
     "Script",
     "evalsha",
-    "evalsha_async",
-    "evalsha_then_wait",
-    "evalsha_then_wait_async",
+    "is_noscript_error",
+    "run",
+    "run_pipelined",
+    "run_then_wait",
 ]
 
 
@@ -75,57 +77,33 @@ def is_noscript_error(exc: BaseException) -> bool:
     return type(exc).__name__ == "NoScriptError"
 
 
-def evalsha(client: RedisClient, script: Script, keys: tuple[str, ...], args: tuple[str, ...]) -> object:
-    """Run ``script`` on ``client``; load it and retry once if the server lacks it."""
+def run(script: Script, keys: tuple[str, ...], args: tuple[str, ...], *, cluster: bool) -> Steps[object]:
+    """Steps that run ``script``; on NOSCRIPT, load it and run it once more. The one NOSCRIPT recovery.
+
+    On a cluster client the script is sent with EVAL instead, which runs and
+    caches it on the one node that serves the keys: SCRIPT LOAD would go to every
+    primary, and fail while any of them is down.
+    """
     try:
-        return client.evalsha(script.sha1, len(keys), *keys, *args)
+        return (yield Call("evalsha", (script.sha1, len(keys), *keys, *args)))
     except Exception as exc:
         if not is_noscript_error(exc):
             raise
-    if is_sync_cluster(client):
-        return client.eval(script.source.decode(), len(keys), *keys, *args)
-    client.script_load(script.source)
-    return client.evalsha(script.sha1, len(keys), *keys, *args)
+    if cluster:
+        return (yield Call("eval", (script.source.decode(), len(keys), *keys, *args)))
+    yield Call("script_load", (script.source,))
+    return (yield Call("evalsha", (script.sha1, len(keys), *keys, *args)))
 
 
-async def evalsha_async(
-    client: AsyncRedisClient, script: Script, keys: tuple[str, ...], args: tuple[str, ...]
-) -> object:
-    """Run ``script`` on an asyncio ``client``; load it and retry once if the server lacks it."""
-    try:
-        return await client.evalsha(script.sha1, len(keys), *keys, *args)
-    except Exception as exc:
-        if not is_noscript_error(exc):
-            raise
-    if is_async_cluster(client):
-        return await client.eval(script.source.decode(), len(keys), *keys, *args)
-    await client.script_load(script.source)
-    return await client.evalsha(script.sha1, len(keys), *keys, *args)
+def evalsha(client: Any, script: Script, keys: tuple[str, ...], args: tuple[str, ...]) -> object:
+    """Run ``script`` on a synchronous ``client`` (for tests and tools): :func:`run`, driven."""
+    return drive(client, run(script, keys, args, cluster=is_cluster_client(client)))
 
 
-def _send_then_wait(
-    client: PipeliningClient,
-    script: Script,
-    keys: tuple[str, ...],
-    args: tuple[str, ...],
-    wait: tuple[int, int],
-) -> list[Any]:
-    pipe = client.pipeline(transaction=False)
-    pipe.execute_command("EVALSHA", script.sha1, len(keys), *keys, *args)
-    pipe.execute_command("WAIT", *wait)
-    return pipe.execute(raise_on_error=False)
-
-
-def evalsha_then_wait(
-    client: PipeliningClient,
-    script: Script,
-    keys: tuple[str, ...],
-    args: tuple[str, ...],
-    *,
-    replicas: int,
-    timeout_ms: int,
-) -> tuple[object, object]:
-    """Run ``script``, then ``WAIT replicas timeout_ms``, on one connection, in one round trip.
+def run_then_wait(
+    script: Script, keys: tuple[str, ...], args: tuple[str, ...], *, replicas: int, timeout_ms: int
+) -> Steps[tuple[object, object]]:
+    """Steps that run ``script``, then ``WAIT replicas timeout_ms``, on one connection, in one round trip.
 
     WAIT counts only the writes made on its own connection, so the two go in one
     non-transactional pipeline, which holds a single connection for both.
@@ -137,42 +115,41 @@ def evalsha_then_wait(
         connection, up to ``timeout_ms``.
     :raises: the script's error, after one SCRIPT LOAD and retry on NOSCRIPT.
     """
-    reply, acknowledged = _send_then_wait(client, script, keys, args, (replicas, timeout_ms))
+    commands = (("EVALSHA", script.sha1, len(keys), *keys, *args), ("WAIT", replicas, timeout_ms))
+    reply, acknowledged = yield Pipeline(commands)
     if is_noscript_error(reply):
-        client.script_load(script.source)
-        reply, acknowledged = _send_then_wait(client, script, keys, args, (replicas, timeout_ms))
+        yield Call("script_load", (script.source,))
+        reply, acknowledged = yield Pipeline(commands)
     if isinstance(reply, BaseException):
         raise reply
     return reply, acknowledged
 
 
-async def _send_then_wait_async(
-    client: AsyncPipeliningClient,
-    script: Script,
-    keys: tuple[str, ...],
-    args: tuple[str, ...],
-    wait: tuple[int, int],
-) -> list[Any]:
-    pipe = client.pipeline(transaction=False)
-    pipe.execute_command("EVALSHA", script.sha1, len(keys), *keys, *args)
-    pipe.execute_command("WAIT", *wait)
-    return await pipe.execute(raise_on_error=False)
+def run_pipelined(
+    script: Script, argsets: Sequence[tuple[str, ...]], numkeys: int
+) -> Steps[list[object] | None]:
+    """Steps that run ``script`` once per ``argsets`` entry (KEYS then ARGV) in one pipeline.
 
+    Copies the server lacked the script for (NOSCRIPT) are sent again, once,
+    after a SCRIPT LOAD; an error of the load becomes their reply.
 
-async def evalsha_then_wait_async(
-    client: AsyncPipeliningClient,
-    script: Script,
-    keys: tuple[str, ...],
-    args: tuple[str, ...],
-    *,
-    replicas: int,
-    timeout_ms: int,
-) -> tuple[object, object]:
-    """The asyncio twin of :func:`evalsha_then_wait`."""
-    reply, acknowledged = await _send_then_wait_async(client, script, keys, args, (replicas, timeout_ms))
-    if is_noscript_error(reply):
-        await client.script_load(script.source)
-        reply, acknowledged = await _send_then_wait_async(client, script, keys, args, (replicas, timeout_ms))
-    if isinstance(reply, BaseException):
-        raise reply
-    return reply, acknowledged
+    :returns: one reply (or error, as an exception object) per entry, or None if
+        the client refused to build the pipeline before any I/O.
+    """
+    try:
+        replies = list((yield Pipeline(tuple(("EVALSHA", script.sha1, numkeys, *a) for a in argsets))))
+    except PipelineRefused:
+        return None
+    if len(replies) != len(argsets):
+        return replies
+    again = [i for i, reply in enumerate(replies) if is_noscript_error(reply)]
+    if not again:
+        return replies
+    try:
+        yield Call("script_load", (script.source,))
+        retried = yield Pipeline(tuple(("EVALSHA", script.sha1, numkeys, *argsets[i]) for i in again))
+    except Exception as exc:
+        retried = [exc] * len(again)
+    for i, reply in zip(again, retried, strict=False):
+        replies[i] = reply
+    return replies

@@ -1,0 +1,280 @@
+"""The engine's vocabulary and its two drivers: every primitive is written once, as steps.
+
+A primitive (acquire, release, extend, reset, reset_all, a renewal batch, a
+script with its NOSCRIPT recovery) is a generator of *steps*: it yields an
+effect (call this client method, run this pipeline, sleep until, pass the
+object's local gate, ...), is sent the result (or has the error thrown in), and
+returns its answer. It performs no I/O and never waits itself, in the sans-I/O
+style of h11 and wsproto::
+
+    steps (no I/O)                    driver                        Redis
+      |-- yield Call("evalsha", ...) -->|-- client.evalsha(...) ------->|
+      |<-- send(reply) -----------------|<-- reply --------------------|
+      |-- yield Sleep(until) ---------->|   time.sleep / asyncio.sleep  |
+      |-- return True ----------------->|   acquire() returns True      |
+
+:func:`drive` performs the effects with a synchronous client and
+:func:`drive_async` with an asyncio one: they are the only sync/async twins, a
+few lines each. Why steps and not a shared base class or generated code: the
+decisions and their order (what to send next after which reply) are what
+drifted between hand-kept twins, and here they exist once; the drivers are too
+small to drift, and the generator protocol (``send``/``throw``) carries replies
+and errors into the one copy. See docs/design.rst.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time as mod_time
+from collections.abc import Callable, Generator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar, final
+
+if TYPE_CHECKING:
+    from collections.abc import Coroutine
+
+__all__ = [
+    "Call",
+    "Collect",
+    "EnterGate",
+    "Guarded",
+    "Pipeline",
+    "PipelineRefused",
+    "Sleep",
+    "Steps",
+    "StopRenewal",
+    "drive",
+    "drive_async",
+    "in_background",
+]
+
+T = TypeVar("T")
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Call ``client.<method>(*args, **kwargs)`` and send back what it returns (awaited, on asyncio)."""
+
+    method: str
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Collect:
+    """Iterate ``client.<method>(**kwargs)`` (an async iterator on asyncio); send back the items as a list."""
+
+    method: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Pipeline:
+    """Send ``commands`` in one non-transactional pipeline; send back the list of replies (errors as values).
+
+    If the client refuses to build it (before any I/O), :class:`PipelineRefused` is thrown in.
+    """
+
+    commands: tuple[tuple[Any, ...], ...]
+
+
+class PipelineRefused(Exception):
+    """The client refused to build a pipeline (before any I/O): the steps fall back to single calls."""
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Sleep:
+    """Sleep until the ``monotonic()`` time ``until``."""
+
+    until: float
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class EnterGate:
+    """Pass the lock object's local gate (``_local``); send back the ticket, or None."""
+
+    blocking: bool
+    deadline: float | None
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class StopRenewal:
+    """End the lock object's auto-renewal, waiting for an extend in flight until ``until`` at most."""
+
+    until: float
+
+
+class Pending:
+    """Something an effect left running after a cancellation; ``when_done`` runs a callback when it ends."""
+
+    __slots__ = ("_task",)
+
+    def __init__(self) -> None:
+        self._task: asyncio.Future[Any] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once it has ended (at once if nothing is running)."""
+        if self._task is None or self._task.done():
+            callback()
+        else:
+            self._task.add_done_callback(lambda _: callback())
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Guarded(Generic[T]):
+    """Run ``steps`` to completion even if the caller is cancelled; send back their answer.
+
+    On asyncio, a cancellation that lands meanwhile lets ``steps`` finish in a
+    task of their own, then runs ``undo(answer)`` (if ``steps`` did not raise),
+    and only then lets :class:`asyncio.CancelledError` reach the caller; a second
+    cancellation leaves both running in the background, tracked by ``pending``.
+    A synchronous call cannot be cancelled: the driver just runs ``steps``.
+    """
+
+    steps: Steps[T]
+    undo: Callable[[T], Steps[None]] | None = None
+    pending: Pending = field(default_factory=Pending)
+
+
+Effect: TypeAlias = "Call | Collect | Pipeline | Sleep | EnterGate | StopRenewal | Guarded[Any]"
+#: A primitive's steps: yields effects, is sent their results, returns ``T``.
+Steps: TypeAlias = Generator[Effect, Any, T]
+
+
+class Host:
+    """What a driver needs of the lock object it drives steps for (its gate and renewal)."""
+
+    _gate: Any
+
+    def _stop_renewal(self, until: float) -> Any:  # pragma: no cover - overridden by Lock and AsyncLock
+        raise NotImplementedError
+
+
+# ---------------------------------------------------------------------------
+# The drivers. What the two flavours do alike (start a call, build a pipeline,
+# pass the gate) is started by _begin, whose result the async driver awaits.
+
+
+def _begin(client: Any, effect: Call | Pipeline | EnterGate | StopRenewal, host: Host | None) -> Any:
+    """Start ``effect``: its result, or on asyncio the awaitable of it."""
+    if isinstance(effect, Call):
+        return getattr(client, effect.method)(*effect.args, **effect.kwargs)
+    if isinstance(effect, Pipeline):
+        try:
+            pipe = client.pipeline(transaction=False)
+            for command in effect.commands:
+                pipe.execute_command(*command)
+        except Exception as exc:
+            raise PipelineRefused(repr(exc)) from exc
+        return pipe.execute(raise_on_error=False)
+    assert host is not None, effect
+    if isinstance(effect, EnterGate):
+        return host._gate.enter(blocking=effect.blocking, deadline=effect.deadline)
+    return host._stop_renewal(effect.until)
+
+
+def _advance(steps: Steps[Any], result: Any, error: BaseException | None) -> tuple[bool, Any]:
+    """Hand ``steps`` the last result (or error): (False, the next effect) or (True, their answer)."""
+    try:
+        return False, (steps.send(result) if error is None else steps.throw(error))
+    except StopIteration as done:
+        return True, done.value
+
+
+def drive(client: Any, steps: Steps[T], host: Host | None = None) -> T:
+    """Run ``steps`` to their answer, performing each effect with the synchronous ``client``."""
+    done, item = _advance(steps, None, None)
+    while not done:
+        result, error = None, None
+        try:
+            if isinstance(item, Sleep):
+                mod_time.sleep(max(0.0, item.until - mod_time.monotonic()))
+            elif isinstance(item, Collect):
+                result = list(getattr(client, item.method)(**item.kwargs))
+            elif isinstance(item, Guarded):
+                result = drive(client, item.steps, host)
+            else:
+                result = _begin(client, item, host)
+        except Exception as exc:
+            error = exc
+        done, item = _advance(steps, result, error)
+    answer: T = item
+    return answer
+
+
+#: Tasks finishing guarded steps after their caller was cancelled. asyncio keeps
+#: only weak references to tasks, so they are held here until done.
+_background: Final[set[asyncio.Future[Any]]] = set()
+
+
+def in_background(coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
+    """Run ``coro`` in a task that is kept alive until it ends."""
+    task = asyncio.ensure_future(coro)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
+    return task
+
+
+async def drive_async(client: Any, steps: Steps[T], host: Host | None = None) -> T:
+    """Run ``steps`` to their answer, performing each effect with the asyncio ``client``.
+
+    A cancellation is thrown into the steps like any error, so they clean up
+    (leave the gate, ...) and let it propagate.
+    """
+    done, item = _advance(steps, None, None)
+    while not done:
+        result, error = None, None
+        try:
+            if isinstance(item, Sleep):
+                await asyncio.sleep(max(0.0, item.until - mod_time.monotonic()))
+            elif isinstance(item, Collect):
+                result = [entry async for entry in getattr(client, item.method)(**item.kwargs)]
+            elif isinstance(item, Guarded):
+                result = await _guarded(client, item, host)
+            else:
+                result = await _begin(client, item, host)
+        except (Exception, asyncio.CancelledError) as exc:
+            error = exc
+        done, item = _advance(steps, result, error)
+    answer: T = item
+    return answer
+
+
+async def _guarded(client: Any, effect: Guarded[Any], host: Host | None) -> Any:
+    # Timeline of a cancellation (task.cancel(), asyncio.timeout, ...):
+    #   caller ---- X cancelled ---- waits (shielded) ---------- re-raises CancelledError
+    #   steps  ---- EVALSHA ... reply ---- undo(reply): EVALSHA unlock ----|
+    # Cancelling the command itself would leave it unknown whether it ran (the
+    # client drops the connection, and the reply with it), so it runs in a task
+    # the cancellation cannot reach, and its answer decides what to undo.
+    task = asyncio.ensure_future(drive_async(client, effect.steps, host))
+    try:
+        return await asyncio.shield(task)
+    except asyncio.CancelledError:
+        undo = in_background(_undo(client, task, effect.undo, host))
+        effect.pending._task = undo
+        # A second cancellation interrupts only this wait; the undo goes on.
+        await asyncio.shield(undo)
+        raise
+
+
+async def _undo(
+    client: Any, task: asyncio.Future[Any], undo: Callable[[Any], Steps[None]] | None, host: Host | None
+) -> None:
+    try:
+        answer = await task
+    except Exception:
+        return  # the steps failed, so they did nothing that we know of
+    if undo is not None:
+        await drive_async(client, undo(answer), host)

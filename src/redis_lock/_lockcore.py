@@ -1,0 +1,438 @@
+"""The lock, written once: state, decisions and the steps of every operation, with no I/O.
+
+:class:`LockCore` is the part :class:`~redis_lock.Lock` and
+:class:`~redis_lock.AsyncLock` share: the validated settings, the local gate,
+the lease, and the steps (``_engine``) of acquire, release, extend, reset and
+the queries. ``Lock`` drives those steps with :func:`~redis_lock._engine.drive`,
+``AsyncLock`` with :func:`~redis_lock._engine.drive_async`; each keeps only
+what really differs: its gate (threads or tasks) and its renewal (a thread or a
+task per client). The 4.x attribute names (``_name``, ``_signal``, ``_expire``,
+``_id``, ``_lock_renewal_interval``, ...) are kept: subclasses read them.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import time as mod_time
+from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
+
+from . import _clients, _core, _keys
+from ._core import logger_for_acquire, logger_for_refresh_start, logger_for_release
+from ._engine import Call, Collect, EnterGate, Guarded, Host, Sleep, Steps, StopRenewal
+from ._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, run, run_then_wait
+
+if TYPE_CHECKING:
+    from ._local import Ticket
+
+__all__ = ["LockCore", "reset_all_steps", "shared_doc"]
+
+#: The constructor parameters both flavours document alike: ``{identity}`` and ``{shared}`` in a class docstring.
+_IDENTITY_PARAMETERS: Final = """    :param name: the lock's name; the keys are ``lock:<name>`` and ``lock-signal:<name>``.
+    :param expire: the lock's lifetime in seconds, with millisecond precision; ``None``
+        (or any falsy value) means the lock never expires.
+    :param id: the value stored in the lock key, as ``str`` or ``bytes`` (non-ASCII
+        bytes are base64-encoded, as in 4.x); random by default. Locks sharing an id
+        own the lock together.
+"""
+_SHARED_PARAMETERS: Final = """    :param wait_replicas: how many replicas must acknowledge the lock key before
+        :meth:`acquire` returns (Redis ``WAIT``, on the connection that took the
+        lock). If fewer do within ``wait_replicas_timeout``, the lock is released
+        again and :meth:`acquire` raises :class:`~redis_lock.NotReplicated`. This
+        narrows the window in which a failover loses the lock (see :doc:`/cluster`).
+        0, the default, does not wait. Needs a client with ``pipeline()``; not
+        supported on cluster clients yet.
+    :param wait_replicas_timeout: how long :meth:`acquire` waits for those replicas,
+        in seconds (fractions allowed); at most half the client's socket timeout.
+    :raises InvalidArgument: (a :class:`ValueError`) for an unusable value.
+"""
+
+
+def shared_doc(doc: str | None) -> str:
+    """``doc`` with its ``{identity}`` and ``{shared}`` lines replaced by the parameters both flavours share."""
+    assert doc is not None
+    assert "    {shared}\n" in doc
+    assert "    {identity}\n" in doc
+    return doc.replace("    {identity}\n", _IDENTITY_PARAMETERS).replace("    {shared}\n", _SHARED_PARAMETERS)
+
+
+C = TypeVar("C")
+
+
+class LockCore(Host, Generic[C]):
+    """State and steps shared by ``Lock`` and ``AsyncLock`` (see the module docstring).
+
+    ``C`` is the client type: ``Lock`` is a ``LockCore[RedisClient]``, ``AsyncLock``
+    a ``LockCore[AsyncRedisClient]``, so a checker rejects the other flavour's client.
+    """
+
+    _lock_renewal_interval: float | None
+
+    #: "sync" or "async": which clients the constructor accepts.
+    _flavour: ClassVar[str]
+
+    def __init__(
+        self,
+        redis_client: C,
+        name: str,
+        expire: float | None = None,
+        id: str | bytes | None = None,
+        auto_renewal: bool = False,
+        strict: bool = True,
+        signal_expire: int = _core.DEFAULT_SIGNAL_EXPIRE_MS,
+        blocking: bool = True,
+        timeout: float | None = None,
+        wait_replicas: int = 0,
+        wait_replicas_timeout: float = 1.0,
+    ) -> None:
+        settings = _core.lock_settings(
+            redis_client,
+            name=name,
+            expire=expire,
+            id=id,
+            auto_renewal=auto_renewal,
+            strict=strict,
+            signal_expire=signal_expire,
+            blocking=blocking,
+            timeout=timeout,
+            flavour=self._flavour,
+            wait_replicas=wait_replicas,
+            wait_replicas_timeout=wait_replicas_timeout,
+        )
+        # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set).
+        self._client = redis_client
+        self._name, self._signal, self._receipt = settings.lock_key, settings.signal_key, settings.receipt_key
+        self._id = settings.id
+        options = settings.options
+        self._receipt_ttl_ms = options.receipt_ttl_ms
+        self._expire = options.expire
+        self._signal_expire = options.signal_expire
+        self.blocking = options.blocking
+        self._lock_renewal_interval = options.renewal_interval
+        self._timeout = options.timeout
+        self._wait_chunk = options.wait_chunk
+        self._wait_replicas = options.wait_replicas
+        self._wait_replicas_timeout = options.wait_replicas_timeout
+        self._cluster = _clients.is_cluster_client(redis_client)
+        self._lease_deadline = 0.0
+        # Which thread or task holds this object (see _local): one at a time.
+        self._gate = self._new_gate()
+        self._generated_id = settings.generated_id
+        self._id_pid = _core.current_pid()
+        # Whether the current hold is auto-renewed (its lease then bounds it: see `lost`).
+        self._renewed = False
+        self._lost: BaseException | None = None
+
+    def __repr__(self) -> str:
+        return f"<{_clients.public_name(type(self))} {self._name!r}>"
+
+    @classmethod
+    def register_scripts(cls, redis_client: object) -> None:
+        """Do nothing: kept so 4.x code calling it still runs.
+
+        .. deprecated:: 5.0
+           Scripts are module data, loaded on the server on first use.
+        """
+
+    @property
+    def id(self) -> str:
+        """The value this lock stores in its key."""
+        return self._id
+
+    @property
+    def lost(self) -> bool:
+        """True once auto-renewal failed to keep the lock (its lease ran out, or another client took it).
+
+        :meth:`release` then raises :class:`~redis_lock.LockLost`; a new
+        :meth:`acquire` clears the flag.
+
+        It turns True when the lease of the last confirmed renewal runs out, whatever
+        the renewal's I/O is doing (for example waiting in the client's own retries
+        behind a network partition), and stays True until the next acquire.
+
+        .. versionadded:: 5.0
+        """
+        if self._lost is None and _core.lease_lost(self._renewed, self._lease_deadline, mod_time.monotonic()):
+            self._lost = _core.lease_ran_out(self._name)
+        return self._lost is not None
+
+    # -- renewal hooks, one per flavour ---------------------------------------------
+
+    def _new_gate(self) -> Any:  # pragma: no cover - overridden by Lock and AsyncLock
+        """A new local gate: a ThreadGate, or a TaskGate."""
+        raise NotImplementedError
+
+    def _drop_renewal(self) -> None:  # pragma: no cover - overridden by Lock and AsyncLock
+        """End this lock's renewal at once, without waiting (no I/O, no suspension)."""
+        raise NotImplementedError
+
+    def _start_lock_renewer(self) -> None:  # pragma: no cover - overridden by Lock and AsyncLock
+        raise NotImplementedError
+
+    def _renewal_plan(self, flavour_class: type) -> tuple[float, bool]:
+        """The renewal interval, and whether this lock's extends may be pipelined (4.x log line included).
+
+        A subclass that overrides ``extend`` or ``_renew`` is renewed through them, one call per lock, as 4.x did.
+        """
+        interval = _core.check_renewal_interval(self._lock_renewal_interval)
+        assert interval is not None
+        logger_for_refresh_start.debug(
+            "Starting renewal thread for Lock(%r). Refresh interval: %s seconds.", self._name, interval
+        )
+        cls = type(self)
+        own = all(getattr(cls, name) is getattr(flavour_class, name) for name in ("extend", "_renew"))
+        return interval, own
+
+    # -- acquire ---------------------------------------------------------------------
+
+    def _acquire_steps(self, blocking: object, timeout: object) -> Steps[bool]:
+        request = self._prepare_acquire(blocking, timeout)
+        logger_for_acquire.debug("Acquiring Lock(%r) ...", self._name)
+        ticket: Ticket | None = yield EnterGate(request.blocking, request.deadline)
+        if ticket is None:
+            logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
+            return False
+        again = ticket.held  # this caller holds the object already: Redis decides (see _local)
+        request, self._id, self._id_pid = _core.request_for_pass(
+            request, again=again, generated=self._generated_id, id_pid=self._id_pid, pid=_core.current_pid()
+        )
+        guards: list[Guarded[object]] = []
+        try:
+            acquired = yield from self._acquire_in_redis(request, guards)
+        except BaseException:
+            if not again:
+                # A cancelled attempt may still be undone in the background (see
+                # _engine.Guarded): the gate stays closed until Redis has answered.
+                leave = functools.partial(self._gate.leave, ticket)
+                guards[-1].pending.when_done(leave) if guards else leave()
+            raise
+        if not acquired:
+            if not again:
+                self._gate.leave(ticket)
+            return False
+        if not self._gate.hold(ticket):
+            # A release from another thread or task started while this holder acquired again.
+            yield from self._unlock_steps()
+            return False
+        return True
+
+    def _prepare_acquire(self, blocking: object, timeout: object) -> _core.AcquireRequest:
+        return _core.prepare_acquire(
+            blocking=blocking,
+            timeout=timeout,
+            expire=self._expire,
+            renewal=self._lock_renewal_interval,
+            lock_key=self._name,
+            signal_key=self._signal,
+            lock_id=self._id,
+            now=mod_time.monotonic(),
+            owned_is_ours=_core.owned_is_ours(generated_id=self._generated_id),
+        )
+
+    def _acquire_in_redis(self, request: _core.AcquireRequest, guards: list[Guarded[object]]) -> Steps[bool]:
+        """The acquire loop, run by the caller that passed the gate: try, wait, try again."""
+        interrupted = False
+        while True:
+            sent = mod_time.monotonic()
+            guard: Guarded[object] = Guarded(
+                self._try_acquire_steps(request), functools.partial(self._undo_attempt, request)
+            )
+            guards.append(guard)
+            reply = yield guard
+            step = _core.next_acquire_step(reply, request, now=mod_time.monotonic(), chunk=self._wait_chunk)
+            if not isinstance(step, _core.WaitPlan):
+                break
+            # Cancelled here, nothing is held. A BLPOP cancelled just as it popped
+            # a signal swallows that wake-up; the other waiters then see the free
+            # lock at their next re-check (at most a wait chunk, see _core.MAX_WAIT_CHUNK).
+            if step.blpop:
+                try:
+                    woken = yield Call("blpop", ([self._signal], step.blpop))
+                except Exception as exc:
+                    # A failover cut the wait short: try again at once, as on a
+                    # wake-up, but never twice in a row (no spinning on a broken wait).
+                    if interrupted or not _core.is_interrupted_wait(exc):
+                        raise
+                    interrupted = True
+                    logger_for_acquire.warning(
+                        "Waiting for Lock(%r) was interrupted (%r); trying again.", self._name, exc
+                    )
+                    continue
+                interrupted = False
+                if woken:
+                    continue  # woken by a release or reset: try again at once
+            if step.sleep_until is not None:
+                yield Sleep(step.sleep_until)
+        if not step:
+            logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
+            return False
+        # From the reply to the return nothing is yielded, so no cancellation can
+        # land between taking the lock and reporting it.
+        logger_for_acquire.info("Acquired Lock(%r).", self._name)
+        self._drop_renewal()
+        self._lost = None
+        self._lease_deadline = _core.lease_end(sent, self._expire, self._lease_deadline)
+        self._renewed = _core.renews(self._lock_renewal_interval, self._expire)
+        if self._renewed:
+            self._start_lock_renewer()
+        return True
+
+    def _try_acquire_steps(self, request: _core.AcquireRequest) -> Steps[object]:
+        """Run acquire.lua once; with ``wait_replicas``, WAIT for the replicas too.
+
+        The WAIT goes on the script's connection, in the same round trip. A lock
+        taken but acknowledged by too few replicas is released again before the
+        error propagates; if that release fails too, its error propagates instead,
+        with the first as its context, and the key lives until it expires.
+        """
+        if not self._wait_replicas:
+            return (yield from run(ACQUIRE, request.keys, request.args, cluster=self._cluster))
+        reply, acknowledged = yield from run_then_wait(
+            ACQUIRE,
+            request.keys,
+            request.args,
+            replicas=self._wait_replicas,
+            timeout_ms=_core.to_ms(self._wait_replicas_timeout),
+        )
+        error = _core.replication_error(
+            reply,
+            acknowledged,
+            request,
+            required=self._wait_replicas,
+            timeout=self._wait_replicas_timeout,
+            lock_key=self._name,
+        )
+        if error is None:
+            return reply
+        logger_for_acquire.warning("Releasing Lock(%r): too few replicas acknowledged it.", self._name)
+        try:
+            raise error
+        finally:
+            yield from self._unlock_steps()
+
+    def _undo_attempt(self, request: _core.AcquireRequest, reply: object) -> Steps[None]:
+        """After a cancelled acquire: give back what its attempt took (only a reply by which this call took it)."""
+        if not _core.takes_lock(reply, request):
+            return
+        logger_for_release.debug("Releasing Lock(%r).", self._name)
+        try:
+            yield from self._unlock_steps()
+        except Exception as exc:
+            logger_for_release.warning(
+                "Releasing Lock(%r) after a cancelled acquire failed: %r.", self._name, exc
+            )
+
+    # -- release, extend, reset -------------------------------------------------------
+
+    def _unlock_steps(self) -> Steps[object]:
+        """Run unlock.lua once for this call, with a receipt that recognises the client's retries of it."""
+        return (
+            yield from run(
+                UNLOCK,
+                (self._name, self._signal, self._receipt),
+                _core.unlock_args(self._id, self._signal_expire, self._receipt_ttl_ms),
+                cluster=self._cluster,
+            )
+        )
+
+    def _release_steps(self) -> Steps[None]:
+        # Cancelling a release does not abort it (Guarded): renewal is stopped and the
+        # script runs to completion, and only then is the local state cleared.
+        ticket = self._gate.begin_release()
+        yield Guarded(self._release_body(ticket))
+
+    def _release_body(self, ticket: Ticket | None) -> Steps[None]:
+        try:
+            self.lost  # noqa: B018 (latches a lease that ran out, to report it below)
+            yield StopRenewal(self._lease_deadline)
+            logger_for_release.debug("Releasing Lock(%r).", self._name)
+            reply = yield from self._unlock_steps()
+            # Redis has answered: only now forget a loss, so that a release that failed
+            # (a connection error) still reports the loss when retried.
+            lost, self._lost = self._lost, None
+        finally:
+            if ticket is not None:
+                self._renewed = False
+                self._gate.leave(ticket)
+        if lost is not None:
+            raise _core.lock_lost_error(self._name) from lost
+        _core.check_unlock_reply(reply, self._name)
+
+    def _exit_steps(self, exc_value: BaseException | None) -> Steps[None]:
+        """Release at the end of a ``with`` block; a release error must not replace the body's exception."""
+        if exc_value is None:
+            yield from self._release_steps()
+            return
+        try:
+            yield from self._release_steps()
+        except Exception as release_error:
+            logger_for_release.warning(
+                "Releasing Lock(%r) failed while an exception propagated from the with block.",
+                self._name,
+                exc_info=release_error,
+            )
+            if sys.version_info >= (3, 11):
+                exc_value.add_note(_core.exit_release_failed_note(self._name, release_error))
+
+    def _extend_steps(self, expire: object) -> Steps[None]:
+        seconds = _core.extend_seconds(expire, self._expire)
+        sent = mod_time.monotonic()
+        reply = yield from run(
+            EXTEND, (self._name,), (self._id, str(_core.to_ms(seconds))), cluster=self._cluster
+        )
+        _core.check_extend_reply(reply, self._name)
+        self._lease_deadline = _core.lease_end(sent, seconds, self._lease_deadline)
+
+    def _reset_steps(self) -> Steps[None]:
+        ticket = self._gate.begin_release()
+        try:
+            yield StopRenewal(self._lease_deadline)
+            yield from run(
+                RESET, (self._name, self._signal), (str(self._signal_expire),), cluster=self._cluster
+            )
+        finally:
+            if ticket is not None:
+                self._renewed = False
+                self._gate.leave(ticket)
+
+    # -- queries ---------------------------------------------------------------------
+
+    def _locked_steps(self) -> Steps[bool]:
+        return _core.as_int_reply((yield Call("exists", (self._name,))), "EXISTS") == 1
+
+    def _owner_steps(self) -> Steps[str | None]:
+        return _core.decode_owner((yield Call("get", (self._name,))))
+
+    def _owned_steps(self) -> Steps[bool]:
+        return (yield from self._owner_steps()) == self._id
+
+
+def reset_all_steps(client: object, signal_expire: object, *, flavour: str) -> Steps[int]:
+    """Reset every lock (every ``lock:*`` key), waking one waiter of each; return how many were held.
+
+    Walks the keyspace with SCAN in pages, never KEYS. On a cluster client
+    ``scan_iter`` walks every primary, and each page is reset in one script
+    call per hash slot (a script may only touch keys of one slot).
+    """
+    _clients.check_client(client, strict=False, flavour=flavour, needs_commands=True)
+    expire_arg = str(_core.validate_signal_expire(signal_expire))
+    match, count = _keys.LOCK_PREFIX + "*", _keys.RESET_ALL_SCAN_COUNT
+    deleted = 0
+    if _clients.is_cluster_client(client):
+        keys: list[object] = yield Collect("scan_iter", {"match": match, "count": count})
+        for first in range(0, len(keys), count):
+            for group, locks in _keys.reset_all_groups(keys[first : first + count]):
+                reply = yield from run(RESET_ALL, group, (expire_arg, str(locks)), cluster=True)
+                deleted += _core.as_int_reply(reply, "reset_all")
+        return deleted
+    cursor = 0
+    while True:
+        cursor, keys = _core.parse_scan_reply(
+            (yield Call("scan", (), {"cursor": cursor, "match": match, "count": count}))
+        )
+        batch, locks = _keys.reset_all_batch(keys)
+        if batch:
+            reply = yield from run(RESET_ALL, batch, (expire_arg, str(locks)), cluster=False)
+            deleted += _core.as_int_reply(reply, "reset_all")
+        if cursor == 0:
+            return deleted
