@@ -57,6 +57,7 @@ __all__ = [
     "AcquireCode",
     "AcquireReply",
     "AcquireRequest",
+    "Lease",
     "LockSettings",
     "RenewalOutcome",
     "WaitPlan",
@@ -841,6 +842,29 @@ def current_pid() -> int:
 def unlock_args(lock_id: str, signal_expire: int, receipt_ttl_ms: int) -> tuple[str, str, str, str]:
     """unlock.lua's ARGV for one release call: the id, the signal's lifetime, a fresh nonce, the receipt's lifetime."""
     return lock_id, str(signal_expire), _nonces.next(), str(receipt_ttl_ms)
+
+
+@final
+class Lease:
+    """One lock object's current hold, as plain data: what renewal reads and writes.
+
+    ``key`` and ``id`` say what to extend, with ``client``, for ``expire`` seconds;
+    ``deadline`` is when the hold runs out (a ``monotonic()`` time, moved by each
+    confirmed extend); ``renewed`` whether auto-renewal keeps it; ``lost`` the
+    error that ended it, if it was lost. The renewal scheduler works on leases
+    only, never on the lock classes' attributes.
+    """
+
+    __slots__ = ("client", "deadline", "expire", "id", "key", "lost", "renewed")
+
+    def __init__(self, client: object, key: str, lock_id: str, expire: float | None) -> None:
+        self.client = client
+        self.key = key
+        self.id = lock_id
+        self.expire = expire
+        self.deadline = 0.0
+        self.renewed = False
+        self.lost: BaseException | None = None
 
 
 def lease_lost(renewed: bool, lease_deadline: float, now: float) -> bool:

@@ -51,6 +51,11 @@ __all__ = [
 T = TypeVar("T")
 
 
+def _no_kwargs() -> dict[str, Any]:
+    # The default of Call.kwargs and Collect.kwargs: as fast as dict, and typed (dict alone is dict[Unknown, Unknown]).
+    return {}
+
+
 @final
 @dataclass(frozen=True, slots=True)
 class Call:
@@ -58,7 +63,7 @@ class Call:
 
     method: str
     args: tuple[Any, ...] = ()
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=_no_kwargs)
 
 
 @final
@@ -67,7 +72,7 @@ class Collect:
     """Iterate ``client.<method>(**kwargs)`` (an async iterator on asyncio); send back the items as a list."""
 
     method: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    kwargs: dict[str, Any] = field(default_factory=_no_kwargs)
 
 
 @final
@@ -180,8 +185,9 @@ def _begin(client: Any, effect: Call | Pipeline | EnterGate | StopRenewal, host:
         return pipe.execute(raise_on_error=False)
     assert host is not None, effect
     if isinstance(effect, EnterGate):
-        return host._gate.enter(blocking=effect.blocking, deadline=effect.deadline)
-    return host._stop_renewal(effect.until)
+        # The drivers are the other half of Host, whose members are private to the engine and the lock classes.
+        return host._gate.enter(blocking=effect.blocking, deadline=effect.deadline)  # pyright: ignore[reportPrivateUsage]
+    return host._stop_renewal(effect.until)  # pyright: ignore[reportPrivateUsage]
 
 
 def _advance(steps: Steps[Any], result: Any, error: BaseException | None) -> tuple[bool, Any]:
@@ -203,7 +209,8 @@ def drive(client: Any, steps: Steps[T], host: Host | None = None) -> T:
             elif isinstance(item, Collect):
                 result = list(getattr(client, item.method)(**item.kwargs))
             elif isinstance(item, Guarded):
-                result = drive(client, item.steps, host)
+                # isinstance leaves Guarded's type argument unknown to pyright; the answer is Any here either way.
+                result = drive(client, item.steps, host)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
             else:
                 result = _begin(client, item, host)
         except Exception as exc:
@@ -241,7 +248,8 @@ async def drive_async(client: Any, steps: Steps[T], host: Host | None = None) ->
             elif isinstance(item, Collect):
                 result = [entry async for entry in getattr(client, item.method)(**item.kwargs)]
             elif isinstance(item, Guarded):
-                result = await _guarded(client, item, host)
+                # isinstance leaves Guarded's type argument unknown to pyright; the answer is Any here either way.
+                result = await _guarded(client, item, host)  # pyright: ignore[reportUnknownArgumentType]
             else:
                 result = await _begin(client, item, host)
         except (Exception, asyncio.CancelledError) as exc:
@@ -263,7 +271,8 @@ async def _guarded(client: Any, effect: Guarded[Any], host: Host | None) -> Any:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         undo = in_background(_undo(client, task, effect.undo, host))
-        effect.pending._task = undo
+        # Pending is set only here, by the driver that left the undo running; its users only read it.
+        effect.pending._task = undo  # pyright: ignore[reportPrivateUsage]
         # A second cancellation interrupts only this wait; the undo goes on.
         await asyncio.shield(undo)
         raise

@@ -114,14 +114,12 @@ class LockCore(Host, Generic[C]):
         self._wait_replicas = options.wait_replicas
         self._wait_replicas_timeout = options.wait_replicas_timeout
         self._cluster = _clients.is_cluster_client(redis_client)
-        self._lease_deadline = 0.0
+        # The current hold, as plain data (what renewal works on).
+        self._lease = _core.Lease(redis_client, self._name, self._id, self._expire)
         # Which thread or task holds this object (see _local): one at a time.
         self._gate = self._new_gate()
         self._generated_id = settings.generated_id
         self._id_pid = _core.current_pid()
-        # Whether the current hold is auto-renewed (its lease then bounds it: see `lost`).
-        self._renewed = False
-        self._lost: BaseException | None = None
 
     def __repr__(self) -> str:
         return f"<{_clients.public_name(type(self))} {self._name!r}>"
@@ -152,9 +150,11 @@ class LockCore(Host, Generic[C]):
 
         .. versionadded:: 5.0
         """
-        if self._lost is None and _core.lease_lost(self._renewed, self._lease_deadline, mod_time.monotonic()):
-            self._lost = _core.lease_ran_out(self._name)
-        return self._lost is not None
+        if self._lease.lost is None and _core.lease_lost(
+            self._lease.renewed, self._lease.deadline, mod_time.monotonic()
+        ):
+            self._lease.lost = _core.lease_ran_out(self._name)
+        return self._lease.lost is not None
 
     # -- renewal hooks, one per flavour ---------------------------------------------
 
@@ -196,6 +196,7 @@ class LockCore(Host, Generic[C]):
         request, self._id, self._id_pid = _core.request_for_pass(
             request, again=again, generated=self._generated_id, id_pid=self._id_pid, pid=_core.current_pid()
         )
+        self._lease.id = self._id
         guards: list[Guarded[object]] = []
         try:
             acquired = yield from self._acquire_in_redis(request, guards)
@@ -270,10 +271,10 @@ class LockCore(Host, Generic[C]):
         # land between taking the lock and reporting it.
         logger_for_acquire.info("Acquired Lock(%r).", self._name)
         self._drop_renewal()
-        self._lost = None
-        self._lease_deadline = _core.lease_end(sent, self._expire, self._lease_deadline)
-        self._renewed = _core.renews(self._lock_renewal_interval, self._expire)
-        if self._renewed:
+        self._lease.lost = None
+        self._lease.deadline = _core.lease_end(sent, self._expire, self._lease.deadline)
+        self._lease.renewed = _core.renews(self._lock_renewal_interval, self._expire)
+        if self._lease.renewed:
             self._start_lock_renewer()
         return True
 
@@ -344,15 +345,15 @@ class LockCore(Host, Generic[C]):
     def _release_body(self, ticket: Ticket | None) -> Steps[None]:
         try:
             self.lost  # noqa: B018 (latches a lease that ran out, to report it below)
-            yield StopRenewal(self._lease_deadline)
+            yield StopRenewal(self._lease.deadline)
             logger_for_release.debug("Releasing Lock(%r).", self._name)
             reply = yield from self._unlock_steps()
             # Redis has answered: only now forget a loss, so that a release that failed
             # (a connection error) still reports the loss when retried.
-            lost, self._lost = self._lost, None
+            lost, self._lease.lost = self._lease.lost, None
         finally:
             if ticket is not None:
-                self._renewed = False
+                self._lease.renewed = False
                 self._gate.leave(ticket)
         if lost is not None:
             raise _core.lock_lost_error(self._name) from lost
@@ -381,18 +382,18 @@ class LockCore(Host, Generic[C]):
             EXTEND, (self._name,), (self._id, str(_core.to_ms(seconds))), cluster=self._cluster
         )
         _core.check_extend_reply(reply, self._name)
-        self._lease_deadline = _core.lease_end(sent, seconds, self._lease_deadline)
+        self._lease.deadline = _core.lease_end(sent, seconds, self._lease.deadline)
 
     def _reset_steps(self) -> Steps[None]:
         ticket = self._gate.begin_release()
         try:
-            yield StopRenewal(self._lease_deadline)
+            yield StopRenewal(self._lease.deadline)
             yield from run(
                 RESET, (self._name, self._signal), (str(self._signal_expire),), cluster=self._cluster
             )
         finally:
             if ticket is not None:
-                self._renewed = False
+                self._lease.renewed = False
                 self._gate.leave(ticket)
 
     # -- queries ---------------------------------------------------------------------

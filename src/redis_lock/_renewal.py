@@ -99,6 +99,7 @@ class _Entry(Generic[_L]):
         "in_flight",
         "interval",
         "key",
+        "lease",
         "pipelined",
         "ref",
         "retrying",
@@ -107,7 +108,9 @@ class _Entry(Generic[_L]):
     )
 
     def __init__(self, lock: _L, interval: float, pipelined: bool) -> None:
-        self.key = lock._name
+        #: The hold being renewed: plain data, read and written here (the lock is only weakly referenced).
+        self.lease: _core.Lease = lock._lease
+        self.key = self.lease.key
         self.interval = interval
         self.window = min(interval * BATCH_WINDOW_FRACTION, BATCH_WINDOW_MAX)
         self.due = mod_time.monotonic() + interval
@@ -128,20 +131,21 @@ class _Entry(Generic[_L]):
         raise NotImplementedError
 
 
-def _settle(entry: _Entry[Any], lock: Lock | AsyncLock, result: _Result, now: float) -> bool:
-    """Apply one renewal attempt's ``result`` (at ``now``) to its lock and entry, and log it.
+def _settle(entry: _Entry[Any], result: _Result, now: float) -> bool:
+    """Apply one renewal attempt's ``result`` (at ``now``) to its lease and entry, and log it.
 
     :returns: whether renewal goes on (``entry.due`` is then set); False when it must stop.
     """
     error, deadline = result
-    if lock._lost is not None:
+    lease = entry.lease
+    if lease.lost is not None:
         # Its lease ran out before a renewal was confirmed, and someone saw it (`lost`):
         # a late confirmation does not take that back.
         logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", entry.key)
         return False
     if error is None:
         if deadline is not None:
-            lock._lease_deadline = deadline
+            lease.deadline = deadline
         entry.delay = _core.RENEWAL_RETRY_DELAY
         entry.retrying = False
         entry.due = now + entry.interval
@@ -151,11 +155,11 @@ def _settle(entry: _Entry[Any], lock: Lock | AsyncLock, result: _Result, now: fl
     # _Job); clear their locals anyway, so that neither keeps a lock alive.
     traceback.clear_frames(error.__traceback__)
     outcome = _core.renewal_outcome(
-        error, lock_key=entry.key, now=now, lease_deadline=lock._lease_deadline, delay=entry.delay
+        error, lock_key=entry.key, now=now, lease_deadline=lease.deadline, delay=entry.delay
     )
     logger_for_refresh_thread.log(outcome.level, outcome.message, *outcome.args)
     if outcome.lost:
-        lock._lost = error
+        lease.lost = error
     if outcome.retry_in is None:
         logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", entry.key)
         return False
@@ -170,10 +174,10 @@ def _log_collected(entry: _Entry[Any]) -> None:
     logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", entry.key)
 
 
-def _extend_args(lock: Lock | AsyncLock) -> tuple[tuple[str, str, str], float]:
-    """The KEYS and ARGV of extend.lua for a renewal of ``lock``, and the lifetime it sets."""
-    seconds = _core.extend_seconds(lock._expire, lock._expire)
-    return (lock._name, lock._id, str(_core.to_ms(seconds))), seconds
+def _extend_args(lease: _core.Lease) -> tuple[tuple[str, str, str], float]:
+    """The KEYS and ARGV of extend.lua for a renewal of ``lease``, and the lifetime it sets."""
+    seconds = _core.extend_seconds(lease.expire, lease.expire)
+    return (lease.key, lease.id, str(_core.to_ms(seconds))), seconds
 
 
 # How a job is sent.
@@ -211,12 +215,13 @@ def _job(entry: _E, unpipelined: set[int]) -> _Job[_E] | None:
     lock = entry.ref()
     if lock is None:
         return None
-    client = lock._client
+    lease = entry.lease
+    client = lease.client
     if not entry.pipelined or id(client) in unpipelined or _pipeline_factory(client) is None:
-        return _Job(entry, client, _ONE_BY_ONE, lock._lease_deadline)
-    job = _Job(entry, client, _PIPELINED, lock._lease_deadline)
+        return _Job(entry, client, _ONE_BY_ONE, lease.deadline)
+    job = _Job(entry, client, _PIPELINED, lease.deadline)
     try:
-        job.args, job.seconds = _extend_args(lock)
+        job.args, job.seconds = _extend_args(lease)
     except Exception as exc:
         job.how, job.result = _SETTLED, (exc, None)
     return job
@@ -549,7 +554,7 @@ class _Scheduler:
                 lock = entry.ref()
                 if lock is None:
                     self._finish_collected(entry)
-                elif _settle(entry, lock, job.result, now):
+                elif _settle(entry, job.result, now):
                     self._push(entry)
                 else:
                     entry.finished = True
@@ -804,7 +809,7 @@ class _AsyncScheduler:
             lock = entry.ref()
             if lock is None:
                 self.collected(entry)
-            elif _settle(entry, lock, job.result, now):
+            elif _settle(entry, job.result, now):
                 self._push(entry)
             else:
                 entry.finished = True

@@ -209,7 +209,7 @@ class Lock(LockCore["RedisClient"]):
         logger_for_refresh_shutdown.debug("Signaling renewal thread for Lock(%r) to exit.", self._name)
         # Waits for an extend of this lock in flight, so none lands after the release
         # (but not past the lease: then no extend can save it any more).
-        renewal.stop(until=self._lease_deadline if until is None else until)
+        renewal.stop(until=self._lease.deadline if until is None else until)
         logger_for_refresh_exit.debug("Renewal thread for Lock(%r) exited.", self._name)
 
 
