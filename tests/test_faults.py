@@ -3,7 +3,8 @@
 Each test breaks the server or the network the way production does (SIGKILL, an AOF
 restart, SCRIPT FLUSH, CLIENT KILL, CLIENT PAUSE) and checks that the lock either
 keeps its promise or reports that it could not, within a bounded time, never by
-hanging or by silently claiming a lock it no longer has.
+hanging or by silently claiming a lock it no longer has. Every test runs on a Redis
+and on a Valkey server (``server_family``, see ``conftest.py``).
 """
 
 from __future__ import annotations
@@ -25,11 +26,13 @@ from redis.retry import Retry
 import redis_lock
 from redis_lock import _core
 
-from ._server import RedisServer
+from ._server import SERVER_FAMILIES, RedisServer
 from ._topology import blocked_in, wait_for
 
 #: Generous bound for anything that should take well under a second on an idle machine.
 SLACK = 3.0
+
+pytestmark = pytest.mark.parametrize("server_family", SERVER_FAMILIES)
 
 
 @pytest.fixture
@@ -79,9 +82,9 @@ def test_server_crash_fails_blocked_waiters(
 
 
 @pytest.mark.parametrize("crash", [True, False], ids=["sigkill", "sigterm"])
-def test_held_lock_survives_aof_restart(crash: bool) -> None:
+def test_held_lock_survives_aof_restart(crash: bool, server_family: str) -> None:
     """With appendonly and fsync always, a held lock comes back after a restart with its id and TTL."""
-    with RedisServer(appendonly=True) as server:
+    with RedisServer(appendonly=True, family=server_family) as server:
         client = redis.Redis.from_url(server.url)
         try:
             expiring = redis_lock.Lock(client, "aof-expiring", expire=30)
@@ -264,12 +267,24 @@ def test_waiter_paused_past_signal_expiry_still_acquires(
 
 
 #: A script that keeps the server busy (no other client is served) for ARGV[1] milliseconds.
+#: Since Redis 7.2, and so in Valkey, TIME inside a script returns the time the script started
+#: (redis/redis#10300), so a loop on TIME would only end once the server starts answering BUSY
+#: (busy-reply-threshold, 5 s) and refreshes its clock. Where ``os.clock`` exists (Valkey 9.1 has
+#: it) the loop counts the server's CPU time instead, which a busy loop spends at the wall clock's
+#: pace or slower. Redis 7.0 has no ``os`` (reading it raises, hence pcall) but a live TIME.
 STALL_SCRIPT = """
+local ms = tonumber(ARGV[1])
+local has_clock, clock = pcall(function() return os.clock end)
+if has_clock and clock then
+    local start = clock()
+    repeat until (clock() - start) * 1000 >= ms
+    return 1
+end
 local t = redis.call('TIME')
 local start = t[1] * 1000000 + t[2]
 repeat
     local now = redis.call('TIME')
-until now[1] * 1000000 + now[2] - start >= tonumber(ARGV[1]) * 1000
+until now[1] * 1000000 + now[2] - start >= ms * 1000
 return 1
 """
 

@@ -1,9 +1,11 @@
 """The lock's behaviour, the same on a standalone server, a Redis Cluster and Sentinel.
 
-Every test runs on each topology, for ``Lock`` and ``AsyncLock`` (one body
-drives both through :class:`~tests._topology.Runner`), with a redis-py bytes
-client and a valkey-py ``decode_responses`` client. On the cluster the keys carry
-a hash tag (``lock:{name}``); elsewhere they are the 4.x names.
+Every test runs on each topology, on Redis and, for standalone and Cluster, on
+Valkey too (Sentinel differs from standalone only in how the client finds the
+primary); for ``Lock`` and ``AsyncLock`` (one body drives both through
+:class:`~tests._topology.Runner`); each with two clients of ``CLIENTS``. On the
+cluster the keys carry a hash tag (``lock:{name}``); elsewhere they are the 4.x
+names.
 """
 
 from __future__ import annotations
@@ -19,9 +21,17 @@ from redis_lock import _keys
 
 from ._topology import ClusterTopology, Runner, SentinelTopology, StandaloneTopology, Topology, wait_for
 
-TOPOLOGIES = ["standalone", "cluster", "sentinel"]
+#: A topology on Redis, or on Valkey with the ``-valkey`` suffix.
+TOPOLOGIES = ["standalone", "cluster", "sentinel", "standalone-valkey", "cluster-valkey"]
 FLAVOURS = ["sync", "async"]
-KINDS = [("redis", False), ("valkey", True)]
+#: Per flavour, two (library, decode_responses, protocol) clients: each flavour meets both libraries,
+#: both decode settings and both protocols, and each protocol meets both libraries and both decode
+#: settings, in four runs per topology. (redis-py decodes nothing and valkey-py decodes, as before; the
+#: ``conn`` tests of ``conftest.py`` cross those two.)
+CLIENTS = {
+    "sync": [("redis", False, 2), ("valkey", True, 3)],
+    "async": [("redis", False, 3), ("valkey", True, 2)],
+}
 
 
 class Env:
@@ -57,23 +67,32 @@ def topology(request: pytest.FixtureRequest, redis_url: str) -> Topology:
     name = request.param
     if name == "standalone":
         return StandaloneTopology(redis_url)
+    if name == "standalone-valkey":
+        return StandaloneTopology(request.getfixturevalue("valkey_server").url, family="valkey")
     if name == "cluster":
         return ClusterTopology(request.getfixturevalue("cluster_deployment"))
+    if name == "cluster-valkey":
+        return ClusterTopology(request.getfixturevalue("valkey_cluster_deployment"))
     return SentinelTopology(request.getfixturevalue("sentinel_deployment"))
 
 
-@pytest.fixture(params=[(f, k) for f in FLAVOURS for k in KINDS], ids=lambda p: f"{p[0]}-{p[1][0]}")
+@pytest.fixture(
+    params=[(f, c) for f in FLAVOURS for c in CLIENTS[f]],
+    ids=lambda p: f"{p[0]}-{p[1][0]}-{'str' if p[1][1] else 'bytes'}-resp{p[1][2]}",
+)
 def env(request: pytest.FixtureRequest, topology: Topology) -> Iterator[Env]:
-    flavour, (kind, decode) = request.param
+    flavour, (kind, decode, protocol) = request.param
     topology.flush()
     runner = Runner(flavour)
-    client = topology.client(kind, decode, asyncio=runner.asyncio)
+    client = topology.client(kind, decode, asyncio=runner.asyncio, protocol=protocol)
     if topology.cluster and runner.asyncio:
         # redis-py's asyncio cluster client can fail, or run a command twice, when
         # several tasks send their first command at once (docs/cluster.rst).
         runner.run(client.initialize)
     environment = Env(topology, runner, client)
     try:
+        # The parametrisation is honest only if the connection really negotiated the protocol (HELLO 3).
+        assert int(runner.run(client.client_info)["resp"]) == protocol
         yield environment
     finally:
         runner.close_client(client)
