@@ -26,7 +26,7 @@ import redis_lock
 from redis_lock import _keys, _scripts
 
 from ._cluster import RedisClusterDeployment
-from ._topology import wait_for
+from ._topology import Runner, wait_for
 
 LUA_DIR = Path(_scripts.__file__).parent / "lua"
 
@@ -285,3 +285,48 @@ def test_slot_migration_while_a_waiter_blocks(
     finally:
         client.close()
         _migrate_slot(cluster_deployment, slot, target, source)
+
+
+@pytest.mark.parametrize("flavour", ["sync", "async"])
+def test_script_flush_on_the_locks_node_during_a_wait(
+    cluster_deployment: RedisClusterDeployment, flavour: str
+) -> None:
+    """SCRIPT FLUSH on the lock's node while a waiter blocks: release and the waiter's next attempt reload by EVAL.
+
+    Redis 8 keeps scripts sent with EVAL in an LRU of 500, so recovery must never rely
+    on an EVAL'd script staying cached: every NOSCRIPT is answered by EVAL again.
+    """
+    name = f"flushed-{flavour}"
+    _, node = _slot_and_node(cluster_deployment, name)
+    runner = Runner(flavour)
+    client = cluster_deployment.client(asyncio=runner.asyncio)
+    if runner.asyncio:
+        runner.run(client.initialize)
+    holder_client = cluster_deployment.client()
+    factory: Any = redis_lock.AsyncLock if runner.asyncio else redis_lock.Lock
+    try:
+        holder = redis_lock.Lock(holder_client, name, expire=60)
+        assert holder.acquire()
+        waiter = factory(client, name)
+        result = runner.submit(waiter.acquire, timeout=30)
+        with redis.Redis(unix_socket_path=node.unix_path) as direct:
+            wait_for(lambda: int(direct.info("clients")["blocked_clients"]) >= 1, what="the waiter blocked")
+            for _ in range(3):
+                direct.script_flush()
+                assert direct.script_exists(_scripts.UNLOCK.sha1) == [False]
+                holder.release()  # NOSCRIPT -> EVAL on the node; wakes the waiter
+                assert result.result(timeout=30) is True
+                direct.script_flush()  # the waiter's release must reload too
+                runner.run(waiter.release)
+                assert holder.acquire()
+                result = runner.submit(waiter.acquire, timeout=30)
+                wait_for(
+                    lambda: int(direct.info("clients")["blocked_clients"]) >= 1, what="the waiter blocked"
+                )
+        holder.release()
+        assert result.result(timeout=30) is True
+        runner.run(waiter.release)
+    finally:
+        holder_client.close()
+        runner.close_client(client)
+        runner.close()
