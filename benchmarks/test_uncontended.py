@@ -41,3 +41,23 @@ def test_uncontended_cycle(benchmark: Any, clients: Callable[[], redis.Redis], p
     benchmark(cycle)
     assert not client.exists(peer.key("bench-uncontended"))
     benchmark.extra_info.update(metric="uncontended", peer=peer.id)
+
+
+@pytest.mark.benchmark(group="uncontended cycle, a new lock object per cycle")
+@pytest.mark.parametrize("peer", [*LIBRARIES, LIMIT], ids=lambda peer: peer.id)
+def test_uncontended_cycle_fresh_object(
+    benchmark: Any, clients: Callable[[], redis.Redis], peer: Peer
+) -> None:
+    """The ``with Lock(conn, name):`` idiom: build the lock, acquire and release it, every cycle."""
+    client = clients()
+
+    def cycle() -> None:
+        lock = peer.make(client, "bench-fresh", 10.0)
+        acquired = lock.acquire()
+        lock.release()
+        assert acquired
+
+    cycle()
+    benchmark(cycle)
+    assert not client.exists(peer.key("bench-fresh"))
+    benchmark.extra_info.update(metric="uncontended-fresh", peer=peer.id)

@@ -234,6 +234,13 @@ def metrics(result: dict[str, Any]) -> list[Metric]:
         Metric(
             _title("uncontended cycles/s", "higher"), _is("uncontended"), _rate, "{:,.0f}/s".format, "higher"
         ),
+        Metric(
+            _title("uncontended cycles/s, a new lock object per cycle", "higher"),
+            _is("uncontended-fresh"),
+            _rate,
+            "{:,.0f}/s".format,
+            "higher",
+        ),
         Metric(_title("hand-off latency p50", "lower"), _is("handoff"), _field("p50"), _us, "lower"),
         Metric(_title("hand-off latency p99", "lower"), _is("handoff"), _field("p99"), _us, "lower"),
         Metric(_title("expiry wake-up p50", "lower"), _is("expiry"), _field("p50"), _ms, "lower", limit=None),
@@ -394,6 +401,12 @@ def measures(result: dict[str, Any]) -> list[Measure]:
     for prefix, ours in (("", "redis_lock"), ("asyncio ", "redis_lock-async")):
         plain: list[tuple[str, str, Better, tuple[str, str]]] = [
             ("uncontended throughput", f"{prefix}uncontended cycles/s", "higher", speed),
+            (
+                "uncontended throughput, new object per cycle",
+                f"{prefix}uncontended cycles/s, a new lock object per cycle",
+                "higher",
+                speed,
+            ),
             ("hand-off latency p50", f"{prefix}hand-off latency p50", "lower", speed),
             ("hand-off latency p99", f"{prefix}hand-off latency p99", "lower", speed),
             ("expiry wake-up p50", f"{prefix}expiry wake-up p50", "lower", speed),
