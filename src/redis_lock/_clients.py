@@ -16,7 +16,7 @@ from ._exceptions import InvalidArgument, InvalidArgumentType
 from .typing import AsyncRedisClient, RedisClient
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Awaitable, Iterator
+    from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
 
 __all__ = [
     "UNKNOWN",
@@ -206,7 +206,7 @@ def client_socket_timeout(client: object) -> object:
     if is_cluster_client(client):
         return _cluster_socket_timeout(client)
     pool = getattr(client, "connection_pool", None)
-    kwargs = getattr(pool, "connection_kwargs", None)
+    kwargs: dict[str, object] | None = getattr(pool, "connection_kwargs", None)
     if isinstance(kwargs, dict) and "socket_timeout" in kwargs:
         return kwargs["socket_timeout"]
     connection_class = getattr(pool, "connection_class", None)
@@ -220,10 +220,11 @@ def _cluster_socket_timeout(client: object) -> object:
     # settings: the sync client's per-node Redis, or the asyncio node's
     # connection class (asyncio nodes are known once the client has initialised).
     nodes = getattr(client, "nodes_manager", None)
+    kwargs: dict[str, object] | None
     kwargs = getattr(nodes, "connection_kwargs", None) or getattr(client, "connection_kwargs", None)
     if isinstance(kwargs, dict) and "socket_timeout" in kwargs:
         return kwargs["socket_timeout"]
-    get_nodes = getattr(client, "get_nodes", None)
+    get_nodes: Callable[[], Iterable[object]] | None = getattr(client, "get_nodes", None)
     for node in get_nodes() if callable(get_nodes) else ():
         inner = getattr(node, "redis_connection", None) or getattr(node, "valkey_connection", None)
         if inner is not None:

@@ -8,6 +8,7 @@ Key names live in ``_keys``, what a client is in ``_clients``.
 
 from __future__ import annotations
 
+import binascii
 import dataclasses
 import functools
 import itertools
@@ -18,7 +19,7 @@ from base64 import b64encode
 from dataclasses import dataclass
 from logging import getLogger
 from os import urandom
-from typing import Final, Literal, final
+from typing import Final, Literal, NamedTuple, TypeGuard, final
 
 from ._clients import check_client, client_socket_timeout, is_cluster_client
 from ._exceptions import (
@@ -269,7 +270,7 @@ def validate_signal_expire(signal_expire: object) -> int:
 
 def generate_id() -> str:
     """A random id: 18 random bytes, base64 (24 ASCII characters), as in 4.x."""
-    return b64encode(urandom(18)).decode("ascii")
+    return binascii.b2a_base64(urandom(18), newline=False).decode("ascii")
 
 
 def validate_id(id: object) -> str:
@@ -351,12 +352,12 @@ class LockOptions:
     receipt_ttl_ms: int
     wait_replicas: int
     wait_replicas_timeout: float
+    #: The client is a cluster client (scripts reload with EVAL on its nodes).
+    cluster: bool
 
 
-@final
-@dataclass(frozen=True, slots=True)
-class LockSettings:
-    """A lock's validated constructor arguments, as both flavours store them."""
+class LockSettings(NamedTuple):
+    """A lock's validated constructor arguments, as both flavours store them (a tuple: cheap to build)."""
 
     lock_key: str
     signal_key: str
@@ -369,7 +370,6 @@ class LockSettings:
 
 def lock_settings(
     client: object,
-    *,
     name: object,
     expire: object,
     id: object,
@@ -378,9 +378,9 @@ def lock_settings(
     signal_expire: object,
     blocking: object,
     timeout: object,
+    wait_replicas: object,
+    wait_replicas_timeout: object,
     flavour: str,
-    wait_replicas: object = 0,
-    wait_replicas_timeout: object = 1.0,
 ) -> LockSettings:
     """Validate every constructor argument of ``Lock``/``AsyncLock``, with no I/O.
 
@@ -463,6 +463,7 @@ def lock_options(
         receipt_ttl_ms=release_receipt_ttl_ms(socket_timeout),
         wait_replicas=replicas,
         wait_replicas_timeout=replicas_timeout,
+        cluster=cluster,
     )
 
 
@@ -1004,6 +1005,11 @@ class AcquireReply:
     pttl_ms: int
 
 
+def _is_array(value: object) -> TypeGuard[list[object] | tuple[object, ...]]:
+    # A RESP array reply (a list, or a tuple from some clients), with its items typed as object.
+    return isinstance(value, list | tuple)
+
+
 def _as_int(value: object, script: str) -> int:
     if isinstance(value, int) and not isinstance(value, bool):
         return value
@@ -1011,7 +1017,7 @@ def _as_int(value: object, script: str) -> int:
 
 
 def parse_acquire_reply(reply: object) -> AcquireReply:
-    if isinstance(reply, list | tuple) and len(reply) == 2:
+    if _is_array(reply) and len(reply) == 2:
         code = _as_int(reply[0], "acquire")
         if code == ACQUIRED:
             return AcquireReply(ACQUIRED, 0)
@@ -1059,7 +1065,7 @@ def as_int_reply(value: object, command: str) -> int:
 
 
 def parse_scan_reply(reply: object) -> tuple[int, list[object]]:
-    if isinstance(reply, list | tuple) and len(reply) == 2 and isinstance(reply[1], list | tuple):
+    if _is_array(reply) and len(reply) == 2 and _is_array(reply[1]):
         cursor = reply[0]
         if isinstance(cursor, bytes | str):
             cursor = int(cursor)

@@ -160,7 +160,9 @@ Steps: TypeAlias = Generator[Effect, Any, T]
 class Host:
     """What a driver needs of the lock object it drives steps for (its gate and renewal)."""
 
-    _gate: Any
+    @property
+    def _gate(self) -> Any:  # pragma: no cover - overridden by LockCore
+        raise NotImplementedError
 
     def _stop_renewal(self, until: float) -> Any:  # pragma: no cover - overridden by Lock and AsyncLock
         raise NotImplementedError
@@ -202,17 +204,17 @@ def drive(client: Any, steps: Steps[T], host: Host | None = None) -> T:
     """Run ``steps`` to their answer, performing each effect with the synchronous ``client``."""
     done, item = _advance(steps, None, None)
     while not done:
+        effect: Effect = item  # until done, what the steps yield is an effect
         result, error = None, None
         try:
-            if isinstance(item, Sleep):
-                mod_time.sleep(max(0.0, item.until - mod_time.monotonic()))
-            elif isinstance(item, Collect):
-                result = list(getattr(client, item.method)(**item.kwargs))
-            elif isinstance(item, Guarded):
-                # isinstance leaves Guarded's type argument unknown to pyright; the answer is Any here either way.
-                result = drive(client, item.steps, host)  # pyright: ignore[reportUnknownMemberType, reportUnknownArgumentType]
+            if isinstance(effect, Sleep):
+                mod_time.sleep(max(0.0, effect.until - mod_time.monotonic()))
+            elif isinstance(effect, Collect):
+                result = list(getattr(client, effect.method)(**effect.kwargs))
+            elif isinstance(effect, Guarded):
+                result = drive(client, effect.steps, host)
             else:
-                result = _begin(client, item, host)
+                result = _begin(client, effect, host)
         except Exception as exc:
             error = exc
         done, item = _advance(steps, result, error)
@@ -241,17 +243,17 @@ async def drive_async(client: Any, steps: Steps[T], host: Host | None = None) ->
     """
     done, item = _advance(steps, None, None)
     while not done:
+        effect: Effect = item  # until done, what the steps yield is an effect
         result, error = None, None
         try:
-            if isinstance(item, Sleep):
-                await asyncio.sleep(max(0.0, item.until - mod_time.monotonic()))
-            elif isinstance(item, Collect):
-                result = [entry async for entry in getattr(client, item.method)(**item.kwargs)]
-            elif isinstance(item, Guarded):
-                # isinstance leaves Guarded's type argument unknown to pyright; the answer is Any here either way.
-                result = await _guarded(client, item, host)  # pyright: ignore[reportUnknownArgumentType]
+            if isinstance(effect, Sleep):
+                await asyncio.sleep(max(0.0, effect.until - mod_time.monotonic()))
+            elif isinstance(effect, Collect):
+                result = [entry async for entry in getattr(client, effect.method)(**effect.kwargs)]
+            elif isinstance(effect, Guarded):
+                result = await _guarded(client, effect, host)
             else:
-                result = await _begin(client, item, host)
+                result = await _begin(client, effect, host)
         except (Exception, asyncio.CancelledError) as exc:
             error = exc
         done, item = _advance(steps, result, error)

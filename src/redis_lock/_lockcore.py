@@ -87,39 +87,59 @@ class LockCore(Host, Generic[C]):
     ) -> None:
         settings = _core.lock_settings(
             redis_client,
-            name=name,
-            expire=expire,
-            id=id,
-            auto_renewal=auto_renewal,
-            strict=strict,
-            signal_expire=signal_expire,
-            blocking=blocking,
-            timeout=timeout,
-            flavour=self._flavour,
-            wait_replicas=wait_replicas,
-            wait_replicas_timeout=wait_replicas_timeout,
+            name,
+            expire,
+            id,
+            auto_renewal,
+            strict,
+            signal_expire,
+            blocking,
+            timeout,
+            wait_replicas,
+            wait_replicas_timeout,
+            self._flavour,
         )
-        # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set).
+        # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set);
+        # the other options are read through properties, from the shared options object.
         self._client = redis_client
-        self._name, self._signal, self._receipt = settings.lock_key, settings.signal_key, settings.receipt_key
-        self._id = settings.id
-        options = settings.options
-        self._receipt_ttl_ms = options.receipt_ttl_ms
-        self._expire = options.expire
-        self._signal_expire = options.signal_expire
-        self.blocking = options.blocking
-        self._lock_renewal_interval = options.renewal_interval
-        self._timeout = options.timeout
-        self._wait_chunk = options.wait_chunk
-        self._wait_replicas = options.wait_replicas
-        self._wait_replicas_timeout = options.wait_replicas_timeout
-        self._cluster = _clients.is_cluster_client(redis_client)
+        self._name, self._signal, self._receipt, self._id, self._generated_id, self._options = settings
+        self.blocking = self._options.blocking
+        self._lock_renewal_interval = self._options.renewal_interval
         # The current hold, as plain data (what renewal works on).
-        self._lease = _core.Lease(redis_client, self._name, self._id, self._expire)
-        # Which thread or task holds this object (see _local): one at a time.
-        self._gate = self._new_gate()
-        self._generated_id = settings.generated_id
+        self._lease = _core.Lease(redis_client, self._name, self._id, self._options.expire)
         self._id_pid = _core.current_pid()
+
+    @property
+    def _expire(self) -> float | None:
+        return self._options.expire
+
+    @property
+    def _signal_expire(self) -> int:
+        return self._options.signal_expire
+
+    @property
+    def _timeout(self) -> float | None:
+        return self._options.timeout
+
+    @property
+    def _wait_chunk(self) -> float:
+        return self._options.wait_chunk
+
+    @property
+    def _wait_replicas(self) -> int:
+        return self._options.wait_replicas
+
+    @property
+    def _wait_replicas_timeout(self) -> float:
+        return self._options.wait_replicas_timeout
+
+    @property
+    def _receipt_ttl_ms(self) -> int:
+        return self._options.receipt_ttl_ms
+
+    @property
+    def _cluster(self) -> bool:
+        return self._options.cluster
 
     def __repr__(self) -> str:
         return f"<{_clients.public_name(type(self))} {self._name!r}>"
@@ -157,6 +177,18 @@ class LockCore(Host, Generic[C]):
         return self._lease.lost is not None
 
     # -- renewal hooks, one per flavour ---------------------------------------------
+
+    @property
+    def _gate(self) -> Any:
+        """Which thread or task holds this object (see ``_local``): one at a time.
+
+        Made on first use (most lock objects are built, used once and dropped);
+        ``dict.setdefault`` keeps one gate even when two threads make it at once.
+        """
+        gate = self.__dict__.get("_gate_object")
+        if gate is None:
+            gate = self.__dict__.setdefault("_gate_object", self._new_gate())
+        return gate
 
     def _new_gate(self) -> Any:  # pragma: no cover - overridden by Lock and AsyncLock
         """A new local gate: a ThreadGate, or a TaskGate."""

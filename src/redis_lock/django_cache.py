@@ -9,7 +9,8 @@ cache: it is django-redis's ``RedisCache`` plus :meth:`~RedisCache.lock`,
 from __future__ import annotations
 
 try:
-    from django_redis.cache import RedisCache as PlainRedisCache
+    # django-redis ships no types (mypy.ini lets them be Any likewise).
+    from django_redis.cache import RedisCache as PlainRedisCache  # pyright: ignore[reportMissingTypeStubs]
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without django-redis
     raise ImportError(
         f'redis_lock.django_cache needs Django and django-redis ({exc}): pip install "python-redis-lock[django]"',
@@ -22,7 +23,8 @@ from ._django import CacheLockMixin
 __all__ = ["RedisCache"]
 
 
-class RedisCache(CacheLockMixin, PlainRedisCache):
+# Our lock replaces django-redis's lock(*args, **kwargs) on purpose, with 4.x's signature.
+class RedisCache(CacheLockMixin, PlainRedisCache):  # pyright: ignore[reportIncompatibleVariableOverride]
     """django-redis's cache backend with :meth:`lock`, :meth:`locked_get_or_set` and :meth:`reset_all`.
 
     Its ``lock`` replaces django-redis's own ``lock`` (a redis-py lock), as in 4.x.

@@ -10,7 +10,8 @@ django-valkey cache: it is django-valkey's ``ValkeyCache`` plus the methods of
 from __future__ import annotations
 
 try:
-    from django_valkey.cache import ValkeyCache as PlainValkeyCache
+    # django-valkey ships no types (mypy.ini lets them be Any likewise).
+    from django_valkey.cache import ValkeyCache as PlainValkeyCache  # pyright: ignore[reportMissingTypeStubs]
 except ImportError as exc:  # pragma: no cover - exercised in a subprocess without django-valkey
     raise ImportError(
         f"redis_lock.django_valkey_cache needs Django and django-valkey ({exc}): pip install django-valkey",
