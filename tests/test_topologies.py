@@ -101,6 +101,7 @@ def env(request: pytest.FixtureRequest, topology: Topology) -> Iterator[Env]:
 
 
 def test_acquire_release_with_the_documented_keys(env: Env) -> None:
+    """Acquire stores the id in the documented lock key; release deletes it and pushes one expiring signal."""
     lock = env.lock("basic")
     lock_key, signal_key = env.keys("basic")
     assert (lock._name, lock._signal) == (lock_key, signal_key)
@@ -118,6 +119,7 @@ def test_acquire_release_with_the_documented_keys(env: Env) -> None:
 
 
 def test_a_busy_lock_is_not_acquired_and_shows_its_owner(env: Env) -> None:
+    """A busy lock is not acquired without blocking, shows its holder, and cannot be released by another id."""
     holder = env.lock("busy", expire=30)
     other = env.lock("busy")
     assert env.run(holder.acquire)
@@ -131,6 +133,7 @@ def test_a_busy_lock_is_not_acquired_and_shows_its_owner(env: Env) -> None:
 
 
 def test_release_wakes_a_blocked_waiter(env: Env) -> None:
+    """A release wakes a waiter blocked in BLPOP, which then holds the lock."""
     holder = env.lock("wake")
     waiter = env.lock("wake")
     assert env.run(holder.acquire)
@@ -146,6 +149,7 @@ def test_release_wakes_a_blocked_waiter(env: Env) -> None:
 
 
 def test_a_waiter_wakes_when_the_holder_expires(env: Env) -> None:
+    """A waiter takes the lock soon after the holder's key expires, without a release."""
     holder = env.lock("expiring", expire=0.5)
     assert env.run(holder.acquire)
     started = time.monotonic()
@@ -157,6 +161,7 @@ def test_a_waiter_wakes_when_the_holder_expires(env: Env) -> None:
 
 
 def test_sub_second_timeout(env: Env) -> None:
+    """A sub-second timeout on a busy lock gives up on time."""
     holder = env.lock("short", expire=30)
     assert env.run(holder.acquire)
     started = time.monotonic()
@@ -166,6 +171,7 @@ def test_sub_second_timeout(env: Env) -> None:
 
 
 def test_extend_and_auto_renewal(env: Env) -> None:
+    """extend() resets the expiry, and auto-renewal keeps a lock past its expire."""
     extended = env.lock("extend", expire=1)
     assert env.run(extended.acquire)
     env.run(extended.extend, 100)
@@ -185,6 +191,7 @@ def test_extend_and_auto_renewal(env: Env) -> None:
 
 
 def test_reset_wakes_a_waiter(env: Env) -> None:
+    """reset() deletes the holder's lock and wakes a waiter, which takes it."""
     holder = env.lock("reset")
     assert env.run(holder.acquire)
     waiter = env.lock("reset")
@@ -196,6 +203,7 @@ def test_reset_wakes_a_waiter(env: Env) -> None:
 
 
 def test_reset_all_deletes_every_lock_and_nothing_else(env: Env) -> None:
+    """reset_all() deletes every lock key and leaves other keys alone."""
     names = [f"many-{i}" for i in range(60)]
     for name in names:
         assert env.run(env.lock(name, expire=60).acquire)
@@ -208,6 +216,7 @@ def test_reset_all_deletes_every_lock_and_nothing_else(env: Env) -> None:
 
 
 def test_with_statement(env: Env) -> None:
+    """The with statement holds the lock during its body and releases it afterwards."""
     lock = env.lock("with", expire=30)
     if env.runner.asyncio:
 
@@ -225,6 +234,7 @@ def test_with_statement(env: Env) -> None:
 
 @pytest.mark.parametrize("name", ["{tag}", "}lead", "a}b{c", "back\\slash}", "{}", "ünï{cödé}"])
 def test_names_with_braces(env: Env, name: str) -> None:
+    """Names with braces and other odd characters work, and their keys share one slot on a cluster."""
     lock = env.lock(name)
     lock_key, signal_key = env.keys(name)
     assert env.run(lock.acquire)
