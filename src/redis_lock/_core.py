@@ -200,7 +200,7 @@ def validate_expire(expire: object, *, argument: str = "expire") -> float | None
     assert isinstance(expire, int | float)
     if not expire:
         return None
-    if math.isnan(expire) or expire < 0:
+    if (isinstance(expire, float) and math.isnan(expire)) or expire < 0:
         raise InvalidArgument(
             f"A negative {argument} is not acceptable. Got {argument}={expire!r}.", argument=argument
         )
@@ -236,7 +236,7 @@ def validate_timeout(timeout: object) -> float | None:
             argument="timeout",
         )
     assert isinstance(timeout, int | float)
-    if math.isnan(timeout) or timeout < 0:
+    if (isinstance(timeout, float) and math.isnan(timeout)) or timeout < 0:
         raise InvalidTimeout(f"Timeout ({timeout}) cannot be less than or equal to 0", argument="timeout")
     if timeout > MAX_SECONDS:
         raise InvalidTimeout(f"Timeout ({timeout}) must be at most {MAX_SECONDS} seconds", argument="timeout")
@@ -527,7 +527,9 @@ def plan_wait(now: float, deadline: float | None, holder_pttl_ms: int, chunk: fl
         expiry = now + (holder_pttl_ms + 1) / 1000
         if expiry <= target:
             target, precise = expiry, True
-    blpop = math.ceil((target - now - SERVER_TIMER_RESOLUTION) * 1000) / 1000
+    # Whole milliseconds, rounded up; rounding to a microsecond first keeps float
+    # noise (0.7010000000000001 s) from adding a millisecond.
+    blpop = math.ceil(round((target - now - SERVER_TIMER_RESOLUTION) * 1000, 3)) / 1000
     if blpop < MIN_WAIT:
         # Too short for BLPOP (whose 0 means "forever"): sleep the whole wait.
         return WaitPlan(blpop=0.0, sleep_until=target)
@@ -1068,6 +1070,9 @@ def parse_scan_reply(reply: object) -> tuple[int, list[object]]:
     if _is_array(reply) and len(reply) == 2 and _is_array(reply[1]):
         cursor = reply[0]
         if isinstance(cursor, bytes | str):
-            cursor = int(cursor)
+            try:
+                cursor = int(cursor)
+            except ValueError:
+                raise RedisLockError(f"Unexpected reply to SCAN: {reply!r}") from None
         return as_int_reply(cursor, "SCAN"), list(reply[1])
     raise RedisLockError(f"Unexpected reply to SCAN: {reply!r}")

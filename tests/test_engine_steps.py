@@ -1,0 +1,803 @@
+"""The engine's steps driven without a server: a scripted fake client and a fake clock.
+
+Each test queues the replies (or errors) a Redis client would give, runs a lock
+operation through the real drivers (``_engine.drive``, and ``drive_async`` for
+the asyncio flavour), and checks the exact commands the steps sent, their
+arguments, and when (on the fake clock). The clock is swapped in where the
+library reads it (``mod_time`` in ``_engine``, ``_lockcore``, ``_local`` and
+``_renewal``), as redis-py's tests swap in ``FakeLockTime``; nothing really
+sleeps, so the whole file runs in a second or two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import types
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any, Final
+
+import pytest
+import redis
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tests.property.conftest  # noqa: F401 (registers and loads the HYPOTHESIS_PROFILE profile)
+from redis_lock import AsyncLock, Lock, _clients, _core, _engine, _keys, _local, _lockcore, _renewal
+from redis_lock._engine import Call, Collect, Sleep, Steps
+from redis_lock._exceptions import AlreadyAcquired, NotAcquired, NotExpirable, NotReplicated
+from redis_lock._scripts import ACQUIRE, EXTEND, RESET_ALL, UNLOCK, run, run_pipelined
+
+PROFILE: Final = settings()
+
+START: Final = 1000.0
+#: The fake clients report a 4 s socket timeout: wait chunks of 2 s, receipts of 60 s.
+SOCKET_TIMEOUT: Final = 4.0
+CHUNK: Final = 2.0
+EPS: Final = 1e-9
+
+FLAVOURS: Final = ("sync", "async")
+
+
+class FakeClock:
+    """``monotonic()`` and ``sleep()`` on a fake time line: sleeping advances it at once."""
+
+    def __init__(self) -> None:
+        self.now = START
+        self.slept: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def time(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        assert seconds >= 0
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def install_clock(mp: pytest.MonkeyPatch, clock: FakeClock) -> None:
+    """Make the library read ``clock``, and asyncio sleeps in ``_engine`` advance it."""
+    for module in (_engine, _lockcore, _local, _renewal):
+        mp.setattr(module, "mod_time", clock)
+    real_sleep = asyncio.sleep
+
+    async def fake_sleep(delay: float, result: object = None) -> object:
+        clock.sleep(delay)
+        await real_sleep(0)
+        return result
+
+    fake_asyncio = types.SimpleNamespace(**{**vars(asyncio), "sleep": fake_sleep})
+    mp.setattr(_engine, "asyncio", fake_asyncio)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
+    """A fake clock the library reads for this test."""
+    fake = FakeClock()
+    install_clock(monkeypatch, fake)
+    return fake
+
+
+@dataclass
+class Sent:
+    """One command the steps sent: the client method, its arguments, and the fake time it was sent at."""
+
+    method: str
+    args: tuple[Any, ...]
+    at: float
+
+
+class ScriptedClient:
+    """A synchronous client whose replies are queued: ``(method, reply)``; a reply that is an exception is raised.
+
+    A BLPOP answered None (timed out) advances the clock by its timeout; a reply
+    for ``"pipeline"`` is the list of the pipeline's replies.
+    """
+
+    def __init__(self, clock: FakeClock, *script: tuple[str, object]) -> None:
+        self.clock = clock
+        self.script = list(script)
+        self.sent: list[Sent] = []
+        self.connection_pool = types.SimpleNamespace(connection_kwargs={"socket_timeout": SOCKET_TIMEOUT})
+
+    def queue(self, *script: tuple[str, object]) -> None:
+        self.script.extend(script)
+
+    @property
+    def methods(self) -> list[str]:
+        return [s.method for s in self.sent]
+
+    def answer(self, method: str, args: tuple[Any, ...]) -> Any:
+        self.sent.append(Sent(method, args, self.clock.now))
+        assert self.script, f"unexpected {method}{args}: no reply queued"
+        expected, reply = self.script.pop(0)
+        assert method == expected, f"sent {method}{args}, the script expected {expected}"
+        if method == "blpop" and reply is None:
+            self.clock.now += args[1]
+        if isinstance(reply, BaseException):
+            raise reply
+        return reply
+
+    def evalsha(self, *args: object) -> Any:
+        return self.answer("evalsha", args)
+
+    def eval(self, *args: object) -> Any:
+        return self.answer("eval", args)
+
+    def script_load(self, source: bytes) -> Any:
+        return self.answer("script_load", (source,))
+
+    def blpop(self, keys: list[str], timeout: float) -> Any:
+        return self.answer("blpop", (keys, timeout))
+
+    def exists(self, name: str) -> Any:
+        return self.answer("exists", (name,))
+
+    def get(self, name: str) -> Any:
+        return self.answer("get", (name,))
+
+    def scan(self, cursor: int = 0, match: str | None = None, count: int | None = None) -> Any:
+        return self.answer("scan", (cursor, match, count))
+
+    def scan_iter(self, match: str | None = None, count: int | None = None) -> Iterator[Any]:
+        return iter(self.answer("scan_iter", (match, count)))
+
+    def pipeline(self, transaction: bool = True) -> FakePipeline:
+        assert transaction is False
+        return FakePipeline(self)
+
+
+class FakePipeline:
+    """A non-transactional pipeline of a :class:`ScriptedClient`: its replies are queued as one ``"pipeline"``."""
+
+    def __init__(self, client: ScriptedClient) -> None:
+        self.client = client
+        self.commands: list[tuple[object, ...]] = []
+
+    def execute_command(self, *args: object) -> None:
+        self.commands.append(args)
+
+    def execute(self, raise_on_error: bool = True) -> Any:
+        assert raise_on_error is False
+        return self.client.answer("pipeline", tuple(self.commands))
+
+
+class AsyncScriptedClient(ScriptedClient):
+    """The asyncio twin: the same script, every command a coroutine."""
+
+    async def execute_command(self, *args: object) -> Any:  # pragma: no cover - marks the flavour only
+        raise AssertionError(args)
+
+    async def evalsha(self, *args: object) -> Any:
+        return self.answer("evalsha", args)
+
+    async def eval(self, *args: object) -> Any:
+        return self.answer("eval", args)
+
+    async def script_load(self, source: bytes) -> Any:
+        return self.answer("script_load", (source,))
+
+    async def blpop(self, keys: list[str], timeout: float) -> Any:
+        return self.answer("blpop", (keys, timeout))
+
+    async def exists(self, name: str) -> Any:
+        return self.answer("exists", (name,))
+
+    async def get(self, name: str) -> Any:
+        return self.answer("get", (name,))
+
+    def pipeline(self, transaction: bool = True) -> AsyncFakePipeline:
+        assert transaction is False
+        return AsyncFakePipeline(self)
+
+
+class AsyncFakePipeline(FakePipeline):
+    async def execute(self, raise_on_error: bool = True) -> Any:
+        assert raise_on_error is False
+        return self.client.answer("pipeline", tuple(self.commands))
+
+
+class Handle:
+    """A Lock or AsyncLock on a scripted client, with blocking-style methods for both flavours."""
+
+    def __init__(self, flavour: str, clock: FakeClock, name: str = "job", **kwargs: Any) -> None:
+        kwargs.setdefault("expire", 10)
+        if flavour == "sync":
+            self.client: ScriptedClient = ScriptedClient(clock)
+            self.lock: Lock | AsyncLock = Lock(self.client, name, strict=False, **kwargs)  # type: ignore[arg-type]
+        else:
+            self.client = AsyncScriptedClient(clock)
+            self.lock = AsyncLock(self.client, name, strict=False, **kwargs)  # type: ignore[arg-type]
+
+    def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        result = getattr(self.lock, method)(*args, **kwargs)
+        if isinstance(self.lock, AsyncLock):
+            return asyncio.run(result)
+        return result
+
+    def acquire(self, *args: Any, **kwargs: Any) -> bool:
+        result: bool = self.call("acquire", *args, **kwargs)
+        return result
+
+
+def acquire_args(
+    lock: Lock | AsyncLock, *, owned_is_ours: str = "1", expire_ms: str = "10000"
+) -> tuple[object, ...]:
+    """EVALSHA's arguments for acquire.lua on ``lock:job``."""
+    return (ACQUIRE.sha1, 2, "lock:job", "lock-signal:job", lock.id, expire_ms, owned_is_ours)
+
+
+flavours = pytest.mark.parametrize("flavour", FLAVOURS)
+
+
+# ---------------------------------------------------------------------------
+# Acquire: try, wait, try again.
+
+
+@flavours
+def test_busy_then_woken_then_acquired(flavour: str, clock: FakeClock) -> None:
+    """Busy with PTTL 800 ms, a BLPOP of about 0.701 s woken by a signal, then acquired: EVALSHA, BLPOP, EVALSHA."""
+    h = Handle(flavour, clock)
+    h.client.queue(("evalsha", [1, 800]), ("blpop", [b"lock-signal:job", b"1"]), ("evalsha", [0, 0]))
+    assert h.acquire() is True
+    assert h.client.methods == ["evalsha", "blpop", "evalsha"]
+    first, wait, second = h.client.sent
+    assert first.args == second.args == acquire_args(h.lock)
+    keys, timeout = wait.args
+    assert keys == ["lock-signal:job"]
+    assert 0.701 - EPS <= timeout <= 0.702 + EPS  # one timer tick short of the expiry + 1 ms
+    assert timeout <= CHUNK
+    assert clock.slept == []  # a wake-up retries at once
+
+
+@flavours
+def test_a_timed_out_blpop_sleeps_until_the_holder_expires(flavour: str, clock: FakeClock) -> None:
+    """When the BLPOP times out, the waiter sleeps to the holder's expiry + 1 ms and tries again then."""
+    h = Handle(flavour, clock)
+    h.client.queue(("evalsha", [1, 800]), ("blpop", None), ("evalsha", [0, 0]))
+    assert h.acquire() is True
+    assert h.client.methods == ["evalsha", "blpop", "evalsha"]
+    assert h.client.sent[2].at == pytest.approx(START + 0.801, abs=EPS)
+    assert len(clock.slept) == 1
+
+
+@flavours
+def test_a_chunk_long_wait_retries_without_sleeping(flavour: str, clock: FakeClock) -> None:
+    """A holder without expiry is re-checked every chunk: BLPOP 1.9 s (chunk minus a tick), then EVALSHA at once."""
+    h = Handle(flavour, clock)
+    h.client.queue(("evalsha", [1, -1]), ("blpop", None), ("evalsha", [0, 0]))
+    assert h.acquire() is True
+    assert h.client.sent[1].args == (
+        ["lock-signal:job"],
+        pytest.approx(CHUNK - _core.SERVER_TIMER_RESOLUTION),
+    )
+    assert clock.slept == []
+
+
+@flavours
+def test_a_short_ttl_sleeps_instead_of_a_blpop_under_one_ms(flavour: str, clock: FakeClock) -> None:
+    """A holder expiring in 40 ms is waited for by sleeping: no BLPOP at all (BLPOP 0 would block forever)."""
+    h = Handle(flavour, clock)
+    h.client.queue(("evalsha", [1, 40]), ("evalsha", [1, 0]), ("evalsha", [0, 0]))
+    assert h.acquire() is True
+    assert h.client.methods == ["evalsha", "evalsha", "evalsha"]
+    assert h.client.sent[1].at == pytest.approx(START + 0.041, abs=EPS)
+    assert h.client.sent[2].at == pytest.approx(START + 0.042, abs=EPS)
+
+
+@flavours
+def test_the_deadline_passes(flavour: str, clock: FakeClock) -> None:
+    """With timeout=0.5 and a lock held for ever: BLPOP 0.4 s, sleep to the deadline, one last EVALSHA, False."""
+    h = Handle(flavour, clock)
+    h.client.queue(("evalsha", [1, -1]), ("blpop", None), ("evalsha", [1, -1]))
+    assert h.acquire(timeout=0.5) is False
+    assert h.client.methods == ["evalsha", "blpop", "evalsha"]
+    assert h.client.sent[1].args[1] == pytest.approx(0.4)
+    assert h.client.sent[2].at == pytest.approx(START + 0.5, abs=EPS)
+    assert clock.now == pytest.approx(START + 0.5, abs=EPS)
+
+
+@flavours
+@pytest.mark.parametrize("kwargs", [{"timeout": 0}, {"blocking": False}])
+def test_no_wait_makes_one_attempt(flavour: str, clock: FakeClock, kwargs: dict[str, Any]) -> None:
+    """timeout=0 and blocking=False send one EVALSHA and give up on a busy lock, without waiting."""
+    h = Handle(flavour, clock)
+    h.client.queue(("evalsha", [1, 800]))
+    assert h.acquire(**kwargs) is False
+    assert h.client.methods == ["evalsha"]
+    assert clock.now == START
+
+
+@settings(PROFILE)
+@given(
+    timeout=st.one_of(st.none(), st.floats(min_value=0, max_value=0.3)),
+    pttls=st.lists(st.integers(-1, 1500), min_size=1, max_size=8),
+    wakes=st.lists(st.booleans(), min_size=1, max_size=8),
+    attempts=st.integers(1, 12),
+)
+def test_acquire_waits_follow_the_plan(
+    timeout: float | None, pttls: list[int], wakes: list[bool], attempts: int
+) -> None:
+    """Whatever the replies, no BLPOP is under 1 ms or past the chunk, the deadline or the holder's expiry + 1 ms."""
+    clock = FakeClock()
+    with pytest.MonkeyPatch.context() as mp:
+        install_clock(mp, clock)
+        client = WaitChecker(clock, pttls, wakes, attempts)
+        lock = Lock(client, "job", expire=None, strict=False)  # type: ignore[arg-type]
+        deadline = None if timeout is None else START + timeout
+        acquired = lock.acquire(timeout=timeout)
+    # An unbounded wait ends when the lock is granted; a bounded one may give up at the deadline, not before.
+    if acquired:
+        assert client.busy_replies == attempts
+    else:
+        assert deadline is not None
+        assert client.last_attempt >= deadline - EPS
+    for at, wait, limit in client.blpops:
+        assert _core.MIN_WAIT <= wait <= CHUNK
+        assert at + wait <= limit + EPS
+        if deadline is not None:
+            assert at + wait <= deadline + EPS
+    if deadline is not None:
+        assert clock.now <= deadline + EPS
+
+
+class WaitChecker(ScriptedClient):
+    """Answers busy (with ``pttls``, cycled) until ``attempts`` EVALSHAs, then acquired, unless the time is up.
+
+    Each BLPOP is recorded with its start, its timeout, and its latest allowed end
+    (the busy holder's expiry + 1 ms); a wake-up is drawn from ``wakes``.
+    """
+
+    def __init__(self, clock: FakeClock, pttls: list[int], wakes: list[bool], attempts: int) -> None:
+        super().__init__(clock)
+        self.pttls, self.wakes, self.attempts = pttls, wakes, attempts
+        self.busy_replies = 0
+        self.blpops: list[tuple[float, float, float]] = []
+        self.limit = float("inf")
+        self.last_attempt = START
+
+    def evalsha(self, *args: object) -> Any:
+        self.last_attempt = self.clock.now
+        if self.busy_replies >= self.attempts:
+            return [0, 0]
+        pttl = self.pttls[self.busy_replies % len(self.pttls)]
+        self.busy_replies += 1
+        self.limit = self.clock.now + (pttl + 1) / 1000 if pttl >= 0 else float("inf")
+        return [1, pttl]
+
+    def blpop(self, keys: list[str], timeout: float) -> Any:
+        self.blpops.append((self.clock.now, timeout, min(self.limit, self.clock.now + CHUNK)))
+        if self.wakes[len(self.blpops) % len(self.wakes)]:
+            return [keys[0].encode(), b"1"]
+        self.clock.now += timeout
+        return None
+
+
+# ---------------------------------------------------------------------------
+# NOSCRIPT recovery.
+
+
+@flavours
+def test_noscript_loads_the_script_and_retries_once(flavour: str, clock: FakeClock) -> None:
+    """NOSCRIPT from EVALSHA: SCRIPT LOAD of the script's source, then the same EVALSHA again."""
+    h = Handle(flavour, clock)
+    h.client.queue(
+        ("evalsha", redis.exceptions.NoScriptError("No matching script")),
+        ("script_load", ACQUIRE.sha1),
+        ("evalsha", [0, 0]),
+    )
+    assert h.acquire() is True
+    assert h.client.methods == ["evalsha", "script_load", "evalsha"]
+    assert h.client.sent[1].args == (ACQUIRE.source,)
+    assert h.client.sent[0].args == h.client.sent[2].args
+
+
+def test_noscript_on_a_cluster_sends_eval(clock: FakeClock) -> None:
+    """On a cluster NOSCRIPT is answered with one EVAL of the source (no SCRIPT LOAD to every primary)."""
+    client = ScriptedClient(clock, ("evalsha", redis.exceptions.NoScriptError("x")), ("eval", [0, 0]))
+    keys, args = ("lock:{job}", "lock-signal:{job}"), ("me", "10000", "1")
+    assert _engine.drive(client, run(ACQUIRE, keys, args, cluster=True)) == [0, 0]
+    assert client.methods == ["evalsha", "eval"]
+    assert client.sent[1].args == (ACQUIRE.source.decode(), 2, *keys, *args)
+
+
+@pytest.mark.parametrize("cluster", [False, True])
+def test_noscript_twice_propagates(cluster: bool, clock: FakeClock) -> None:
+    """A second NOSCRIPT after the reload propagates: one retry, no loop."""
+    again = "eval" if cluster else "evalsha"
+    script: list[tuple[str, object]] = [("evalsha", redis.exceptions.NoScriptError("first"))]
+    if not cluster:
+        script.append(("script_load", UNLOCK.sha1))
+    script.append((again, redis.exceptions.NoScriptError("second")))
+    client = ScriptedClient(clock, *script)
+    with pytest.raises(redis.exceptions.NoScriptError, match="second"):
+        _engine.drive(client, run(UNLOCK, ("lock:job",), ("me",), cluster=cluster))
+    assert client.script == []
+
+
+def test_other_script_errors_propagate_without_a_reload(clock: FakeClock) -> None:
+    """An error other than NOSCRIPT propagates unchanged, with no SCRIPT LOAD."""
+    error = redis.ResponseError("BUSY Redis is busy running a script")
+    client = ScriptedClient(clock, ("evalsha", error))
+    with pytest.raises(redis.ResponseError) as info:
+        _engine.drive(client, run(UNLOCK, ("lock:job",), ("me",), cluster=False))
+    assert info.value is error
+    assert client.methods == ["evalsha"]
+
+
+def test_run_pipelined_retries_only_the_noscript_copies(clock: FakeClock) -> None:
+    """In a pipeline, only the copies that got NOSCRIPT are sent again, after one SCRIPT LOAD."""
+    argsets = [
+        ("lock:a", "id", "1000"),
+        ("lock:b", "id", "1000"),
+        ("lock:c", "id", "1000"),
+        ("lock:d", "id", "1000"),
+    ]
+    noscript = redis.exceptions.NoScriptError
+    client = ScriptedClient(
+        clock,
+        ("pipeline", [0, noscript("x"), 1, noscript("x")]),
+        ("script_load", EXTEND.sha1),
+        ("pipeline", [0, 2]),
+    )
+    assert _engine.drive(client, run_pipelined(EXTEND, argsets, 1)) == [0, 0, 1, 2]
+    assert client.sent[0].args == tuple(("EVALSHA", EXTEND.sha1, 1, *a) for a in argsets)
+    assert client.sent[2].args == (
+        ("EVALSHA", EXTEND.sha1, 1, *argsets[1]),
+        ("EVALSHA", EXTEND.sha1, 1, *argsets[3]),
+    )
+
+
+def test_run_pipelined_load_error_becomes_the_noscript_copies_reply(clock: FakeClock) -> None:
+    """If SCRIPT LOAD fails, its error is the reply of the NOSCRIPT copies only; the others keep theirs."""
+    down = redis.ConnectionError("down")
+    client = ScriptedClient(
+        clock, ("pipeline", [0, redis.exceptions.NoScriptError("x")]), ("script_load", down)
+    )
+    replies = _engine.drive(client, run_pipelined(EXTEND, [("lock:a", "i", "1"), ("lock:b", "i", "1")], 1))
+    assert replies == [0, down]
+
+
+def test_run_pipelined_refused_or_short_replies(clock: FakeClock) -> None:
+    """A client refusing to build the pipeline gives None; a reply list of the wrong length is not retried."""
+
+    class Refusing(ScriptedClient):
+        def pipeline(self, transaction: bool = True) -> FakePipeline:
+            raise redis.RedisClusterException("EVALSHA is not supported in cluster pipelines")
+
+    assert _engine.drive(Refusing(clock), run_pipelined(EXTEND, [("lock:a", "i", "1")], 1)) is None
+    client = ScriptedClient(clock, ("pipeline", [redis.exceptions.NoScriptError("x")]))
+    replies = _engine.drive(client, run_pipelined(EXTEND, [("lock:a", "i", "1"), ("lock:b", "i", "1")], 1))
+    assert len(replies or []) == 1
+    assert client.methods == ["pipeline"]
+
+
+# ---------------------------------------------------------------------------
+# A BLPOP cut short by a failover.
+
+
+@flavours
+def test_an_interrupted_wait_is_retried_once_then_propagates(flavour: str, clock: FakeClock) -> None:
+    """UNBLOCKED during BLPOP retries the acquire at once; a second interruption in a row propagates."""
+    h = Handle(flavour, clock)
+    h.client.queue(
+        ("evalsha", [1, -1]),
+        (
+            "blpop",
+            redis.ResponseError("UNBLOCKED force unblock from blocking operation, instance state changed"),
+        ),
+        ("evalsha", [1, -1]),
+        ("blpop", redis.ConnectionError("Connection closed by server.")),
+    )
+    with pytest.raises(redis.ConnectionError):
+        h.acquire()
+    assert h.client.methods == ["evalsha", "blpop", "evalsha", "blpop"]
+    assert clock.now == START  # no waiting between the interruption and the retry
+    # The gate was left: the next acquire goes to Redis again.
+    h.client.queue(("evalsha", [0, 0]))
+    assert h.acquire(blocking=False) is True
+
+
+@flavours
+def test_interruptions_separated_by_a_real_wait_are_each_retried(flavour: str, clock: FakeClock) -> None:
+    """Only consecutive interruptions count: one after a completed BLPOP is retried again."""
+    h = Handle(flavour, clock)
+    h.client.queue(
+        ("evalsha", [1, -1]),
+        ("blpop", redis.ConnectionError("dropped")),
+        ("evalsha", [1, -1]),
+        ("blpop", [b"lock-signal:job", b"1"]),
+        ("evalsha", [1, -1]),
+        ("blpop", redis.ResponseError("UNBLOCKED client unblocked via CLIENT UNBLOCK")),
+        ("evalsha", [0, 0]),
+    )
+    assert h.acquire() is True
+    assert h.client.script == []
+
+
+@flavours
+def test_other_wait_errors_propagate_at_once(flavour: str, clock: FakeClock) -> None:
+    """A BLPOP error that is not an interruption (WRONGTYPE) propagates without another attempt."""
+    h = Handle(flavour, clock)
+    h.client.queue(("evalsha", [1, -1]), ("blpop", redis.ResponseError("WRONGTYPE Operation against a key")))
+    with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
+        h.acquire()
+    assert h.client.methods == ["evalsha", "blpop"]
+
+
+# ---------------------------------------------------------------------------
+# Retried writes: "owned" replies.
+
+
+@flavours
+def test_owned_is_taken_as_ours_for_a_generated_id(flavour: str, clock: FakeClock) -> None:
+    """A retried acquire answered "owned" is this call's own hold when the id was generated: acquired."""
+    h = Handle(flavour, clock)
+    h.client.queue(("evalsha", [2, 9000]))
+    assert h.acquire() is True
+    assert h.client.sent[0].args == acquire_args(h.lock, owned_is_ours="1")
+
+
+@flavours
+def test_owned_is_already_acquired_for_a_chosen_id(flavour: str, clock: FakeClock) -> None:
+    """With an id the caller chose (others may share it), "owned" raises AlreadyAcquired, as in 4.x."""
+    h = Handle(flavour, clock, id="shared")
+    h.client.queue(("evalsha", [2, 9000]))
+    with pytest.raises(AlreadyAcquired):
+        h.acquire()
+    assert h.client.sent[0].args == acquire_args(h.lock, owned_is_ours="0")
+
+
+@flavours
+def test_a_holders_second_acquire_is_already_acquired(flavour: str, clock: FakeClock) -> None:
+    """The holder acquiring again asks Redis with ARGV[3] "0", so "owned" is AlreadyAcquired even for a generated id."""
+    h = Handle(flavour, clock)
+    h.client.queue(("evalsha", [0, 0]), ("evalsha", [2, 9000]))
+    if flavour == "async":
+        lock = h.lock
+        assert isinstance(lock, AsyncLock)
+
+        async def twice() -> None:
+            assert await lock.acquire() is True
+            with pytest.raises(AlreadyAcquired):
+                await lock.acquire()
+
+        asyncio.run(twice())
+    else:
+        assert h.acquire() is True
+        with pytest.raises(AlreadyAcquired):
+            h.acquire()
+    assert h.client.sent[1].args == acquire_args(h.lock, owned_is_ours="0")
+
+
+# ---------------------------------------------------------------------------
+# Replication: wait_replicas.
+
+
+def unlock_keys() -> tuple[str, str, str]:
+    return ("lock:job", "lock-signal:job", "lock-released:job")
+
+
+@flavours
+def test_too_few_replicas_release_the_lock_again(flavour: str, clock: FakeClock) -> None:
+    """Acquired but acknowledged by 0 of 1 replicas: one pipeline (EVALSHA, WAIT), then unlock, NotReplicated."""
+    h = Handle(flavour, clock, wait_replicas=1, wait_replicas_timeout=0.5)
+    h.client.queue(("pipeline", [[0, 0], 0]), ("evalsha", 0))
+    with pytest.raises(NotReplicated) as info:
+        h.acquire()
+    assert (info.value.required, info.value.acknowledged) == (1, 0)
+    assert h.client.methods == ["pipeline", "evalsha"]
+    assert h.client.sent[0].args == (("EVALSHA", *acquire_args(h.lock)), ("WAIT", 1, 500))
+    unlock = h.client.sent[1].args
+    assert unlock[:5] == (UNLOCK.sha1, 3, *unlock_keys())
+    assert unlock[5:7] == (h.lock.id, "1000")
+    # The gate was left: the next attempt goes to Redis, and enough replicas make it succeed.
+    h.client.queue(("pipeline", [[0, 0], 1]))
+    assert h.acquire(blocking=False) is True
+
+
+@flavours
+def test_a_wait_error_is_raised_after_the_release(flavour: str, clock: FakeClock) -> None:
+    """An error WAIT replied with is raised once the lock has been released again."""
+    h = Handle(flavour, clock, wait_replicas=1)
+    error = redis.ResponseError("ERR WAIT cannot be used with replica instances")
+    h.client.queue(("pipeline", [[0, 0], error]), ("evalsha", 0))
+    with pytest.raises(redis.ResponseError) as info:
+        h.acquire()
+    assert info.value is error
+    assert h.client.methods == ["pipeline", "evalsha"]
+
+
+@flavours
+def test_a_failed_release_after_too_few_replicas_propagates_with_context(
+    flavour: str, clock: FakeClock
+) -> None:
+    """If releasing the unreplicated lock fails, that error propagates, with NotReplicated as its context."""
+    h = Handle(flavour, clock, wait_replicas=2)
+    h.client.queue(("pipeline", [[0, 0], 1]), ("evalsha", redis.ConnectionError("down")))
+    with pytest.raises(redis.ConnectionError) as info:
+        h.acquire()
+    assert isinstance(info.value.__context__, NotReplicated)
+
+
+@flavours
+def test_a_busy_lock_is_not_released_whatever_wait_says(flavour: str, clock: FakeClock) -> None:
+    """A busy reply with WAIT 0 is just busy: no unlock, non-blocking returns False."""
+    h = Handle(flavour, clock, wait_replicas=1)
+    h.client.queue(("pipeline", [[1, 800], 0]))
+    assert h.acquire(blocking=False) is False
+    assert h.client.methods == ["pipeline"]
+
+
+@flavours
+def test_noscript_in_the_replicated_pipeline(flavour: str, clock: FakeClock) -> None:
+    """NOSCRIPT inside the (EVALSHA, WAIT) pipeline: SCRIPT LOAD, then the whole pipeline again."""
+    h = Handle(flavour, clock, wait_replicas=1)
+    h.client.queue(
+        ("pipeline", [redis.exceptions.NoScriptError("x"), 0]),
+        ("script_load", ACQUIRE.sha1),
+        ("pipeline", [[0, 0], 1]),
+    )
+    assert h.acquire() is True
+    assert h.client.methods == ["pipeline", "script_load", "pipeline"]
+    assert h.client.sent[0].args == h.client.sent[2].args
+
+
+# ---------------------------------------------------------------------------
+# Release, extend, queries.
+
+
+@flavours
+def test_release_recognises_its_own_retried_copy(flavour: str, clock: FakeClock) -> None:
+    """unlock.lua's 2 (an earlier copy of this very call released it) is a successful release; 1 is NotAcquired."""
+    h = Handle(flavour, clock)
+    h.client.queue(("evalsha", [0, 0]), ("evalsha", 2))
+    assert h.acquire() is True
+    h.call("release")
+    h.client.queue(("evalsha", 1))
+    with pytest.raises(NotAcquired):
+        h.call("release")
+    first, second = h.client.sent[1].args, h.client.sent[2].args
+    assert first[:6] == (UNLOCK.sha1, 3, *unlock_keys(), h.lock.id)
+    assert first[6] == "1000"
+    assert first[8] == str(_core.release_receipt_ttl_ms(SOCKET_TIMEOUT))
+    assert first[7] != second[7]  # each release call has its own nonce
+
+
+@flavours
+def test_extend_sends_milliseconds_and_maps_replies(flavour: str, clock: FakeClock) -> None:
+    """extend(2.5) sends EXTEND with 2500 ms; reply 2 raises NotExpirable, 1 NotAcquired."""
+    h = Handle(flavour, clock)
+    h.client.queue(("evalsha", 0), ("evalsha", 2), ("evalsha", 1))
+    h.call("extend", 2.5)
+    with pytest.raises(NotExpirable):
+        h.call("extend")
+    with pytest.raises(NotAcquired):
+        h.call("extend", 0.001)
+    assert [s.args for s in h.client.sent] == [
+        (EXTEND.sha1, 1, "lock:job", h.lock.id, "2500"),
+        (EXTEND.sha1, 1, "lock:job", h.lock.id, "10000"),
+        (EXTEND.sha1, 1, "lock:job", h.lock.id, "1"),
+    ]
+
+
+@flavours
+def test_queries_normalise_replies(flavour: str, clock: FakeClock) -> None:
+    """locked() is EXISTS == 1; get_owner_id() decodes bytes; owned() compares with this lock's id."""
+    h = Handle(flavour, clock, id="me")
+    h.client.queue(("exists", 1), ("exists", 0), ("get", b"me"), ("get", "other"), ("get", None))
+    assert h.call("locked") is True
+    assert h.call("locked") is False
+    assert h.call("get_owner_id") == "me"
+    assert h.call("owned") is False
+    assert h.call("get_owner_id") is None
+
+
+# ---------------------------------------------------------------------------
+# reset_all.
+
+
+def test_reset_all_scans_pages_and_skips_empty_ones(clock: FakeClock) -> None:
+    """reset_all walks SCAN pages until cursor 0, one RESET_ALL per non-empty page, and sums the counts."""
+    client = ScriptedClient(
+        clock,
+        ("scan", [b"7", [b"lock:a", b"lock:b", b"lock:\xff"]]),
+        ("evalsha", 2),
+        ("scan", [b"9", []]),
+        ("scan", [0, ["lock:c"]]),
+        ("evalsha", 1),
+    )
+    assert _engine.drive(client, _lockcore.reset_all_steps(client, 1000, flavour="sync")) == 3
+    assert [s.args[0] for s in client.sent if s.method == "scan"] == [0, 7, 9]
+    assert client.sent[1].args == (
+        RESET_ALL.sha1,
+        4,
+        "lock:a",
+        "lock:b",
+        "lock-signal:a",
+        "lock-signal:b",
+        "1000",
+        "2",
+    )
+    assert client.sent[4].args == (RESET_ALL.sha1, 2, "lock:c", "lock-signal:c", "1000", "1")
+
+
+class ClusterScriptedClient(ScriptedClient):
+    """A scripted client the library takes for a cluster client."""
+
+
+def test_reset_all_on_a_cluster_groups_keys_per_slot(
+    clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On a cluster each script call touches one slot: tagged pairs together, an untagged key's two keys apart."""
+    monkeypatch.setitem(_clients._CLUSTER_BY_CLASS, ClusterScriptedClient, True)
+    tagged = [_keys.keys_for(name, cluster=True)[0] for name in ("a", "b", "c")]
+    scanned: list[object] = [*(k.encode() for k in tagged), "lock:job", b"not-a-lock"]
+    client = ClusterScriptedClient(clock, ("scan_iter", scanned))
+    groups = _keys.reset_all_groups(scanned)
+    client.queue(*(("evalsha", 1) for _ in groups))
+    assert _engine.drive(client, _lockcore.reset_all_steps(client, 1000, flavour="sync")) == len(groups)
+    calls = [s.args for s in client.sent if s.method == "evalsha"]
+    assert len(calls) == len(groups) >= 4  # "lock:job" and "lock-signal:job" hash to different slots
+    seen: list[str] = []
+    for args in calls:
+        numkeys = args[1]
+        keys = args[2 : 2 + numkeys]
+        assert len({_keys.key_slot(k) for k in keys}) == 1
+        assert args[2 + numkeys] == "1000"
+        locks = int(args[3 + numkeys])
+        assert all(k.startswith("lock:") for k in keys[:locks])
+        seen.extend(keys)
+    lock_keys = [*tagged, "lock:job"]
+    assert sorted(seen) == sorted([*lock_keys, *(k.replace("lock:", "lock-signal:", 1) for k in lock_keys)])
+
+
+# ---------------------------------------------------------------------------
+# The drivers themselves.
+
+
+def _handles_an_error(clock: FakeClock) -> Steps[str]:
+    try:
+        yield Call("get", ("lock:job",))
+    except redis.ConnectionError:
+        yield Sleep(START + 0.25)
+    items = yield Collect("scan_iter", {"match": "lock:*", "count": 10})
+    return f"{len(items)} after {clock.now - START:.2f}"
+
+
+def test_drivers_throw_errors_in_and_sleep_on_the_clock(clock: FakeClock) -> None:
+    """Both drivers throw a client error into the steps, sleep until a monotonic time, and collect iterators."""
+    client = ScriptedClient(
+        clock, ("get", redis.ConnectionError("down")), ("scan_iter", ["lock:a", "lock:b"])
+    )
+    assert _engine.drive(client, _handles_an_error(clock)) == "2 after 0.25"
+
+    class AsyncIterClient(AsyncScriptedClient):
+        def scan_iter(self, match: str | None = None, count: int | None = None) -> AsyncIterator[Any]:  # type: ignore[override]
+            items = self.answer("scan_iter", (match, count))
+
+            async def gen() -> AsyncIterator[Any]:
+                for item in items:
+                    yield item
+
+            return gen()
+
+    clock.now = START
+    aclient = AsyncIterClient(clock, ("get", redis.ConnectionError("down")), ("scan_iter", ["lock:a"]))
+    assert asyncio.run(_engine.drive_async(aclient, _handles_an_error(clock))) == "1 after 0.25"
+
+
+def test_release_stops_renewal_before_unlocking(clock: FakeClock) -> None:
+    """A release's steps stop renewal (until the lease ends) before sending unlock.lua, inside one Guarded."""
+    lock = Lock(ScriptedClient(clock), "job", expire=10, strict=False)  # type: ignore[arg-type]
+    (guarded,) = list(lock._release_steps())
+    assert isinstance(guarded, _engine.Guarded)
+    body = guarded.steps
+    first = next(body)
+    assert isinstance(first, _engine.StopRenewal)
+    second = body.send(None)
+    assert isinstance(second, Call)
+    assert (second.method, second.args[0]) == ("evalsha", UNLOCK.sha1)
