@@ -59,7 +59,7 @@ from ._exceptions import RedisLockError
 from ._scripts import EXTEND, run_pipelined
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Sequence
+    from collections.abc import Awaitable, Callable, Sequence
 
     from ._async import AsyncLock
     from ._sync import Lock
@@ -167,6 +167,67 @@ def _settle(entry: _Entry[Any], result: _Result, now: float) -> bool:
     entry.retrying = True
     entry.due = now + outcome.retry_in
     return True
+
+
+def _pop_due(heap: list[tuple[float, int, _E]], now: float) -> list[_E]:
+    """Take from ``heap`` every entry due by ``now`` (or within its batch window); drop stale ones."""
+    due: list[_E] = []
+    while heap:
+        when, seq, entry = heap[0]
+        if entry.seq != seq or entry.finished:
+            heapq.heappop(heap)  # stale: rescheduled, stopped or collected since
+            continue
+        if when > now + (0.0 if entry.retrying else entry.window):
+            break
+        heapq.heappop(heap)
+        due.append(entry)
+    return due
+
+
+def _jobs_for(due: list[_E], unpipelined: set[int], collected: Callable[[_E], None]) -> list[_Job[_E]]:
+    """The jobs renewing the ``due`` entries (marked in flight); ``collected`` gets those whose lock is gone."""
+    jobs: list[_Job[_E]] = []
+    for entry in due:
+        if entry.finished:
+            continue
+        job = _job(entry, unpipelined)
+        if job is None:
+            collected(entry)
+            continue
+        entry.in_flight = True
+        jobs.append(job)
+        if not entry.retrying:
+            logger_for_refresh_thread.debug("Refreshing Lock(%r).", entry.key)
+    return jobs
+
+
+def _settle_jobs(
+    jobs: Sequence[_Job[_E]],
+    *,
+    stopped: Callable[[_E], None],
+    collected: Callable[[_E], None],
+    due: Callable[[_E], None],
+    ended: Callable[[_E], None],
+) -> None:
+    """Settle a batch's results: each entry is ``stopped`` (ended meanwhile: its lock is no longer ours
+    to change), ``collected`` (its lock is gone), ``due`` again, or ``ended`` (renewal stops)."""
+    now = mod_time.monotonic()
+    for job in jobs:
+        entry = job.entry
+        entry.in_flight = False
+        if entry.finished:
+            stopped(entry)
+        elif entry.ref() is None:
+            collected(entry)
+        elif _settle(entry, job.result, now):
+            due(entry)
+        else:
+            entry.finished = True
+            ended(entry)
+
+
+def _nothing(entry: object) -> None:
+    del entry
 
 
 def _log_collected(entry: _Entry[Any]) -> None:
@@ -492,44 +553,17 @@ class _Scheduler:
         return True
 
     def _renew_due(self) -> None:
-        heap = self._heap
-        now = mod_time.monotonic()
-        due: list[Renewal] = []
-        while heap:
-            when, seq, entry = heap[0]
-            if entry.seq != seq or entry.finished:
-                heapq.heappop(heap)  # stale: rescheduled, stopped or collected since
-                continue
-            if when > now + (0.0 if entry.retrying else entry.window):
-                break
-            heapq.heappop(heap)
-            due.append(entry)
+        due = _pop_due(self._heap, mod_time.monotonic())
         if not due:
             return
-        jobs = self._jobs(due)
-        for job in jobs:
-            if not job.entry.retrying:
-                logger_for_refresh_thread.debug("Refreshing Lock(%r).", job.entry.key)
+        with self.cond:
+            jobs = _jobs_for(due, self._unpipelined, self._finish_collected)
         try:
             self._send(jobs)
         except Exception as exc:  # not expected: _send turns errors into results
             _fail(jobs, exc)
         self._settle_all(jobs)
         jobs.clear()
-
-    def _jobs(self, due: list[Renewal]) -> list[_Job[Renewal]]:
-        jobs: list[_Job[Renewal]] = []
-        with self.cond:
-            for entry in due:
-                if entry.finished:
-                    continue
-                job = _job(entry, self._unpipelined)
-                if job is None:
-                    self._finish_collected(entry)
-                    continue
-                entry.in_flight = True
-                jobs.append(job)
-        return jobs
 
     def _send(self, jobs: list[_Job[Renewal]]) -> None:
         groups, one_by_one = _group(jobs)
@@ -544,22 +578,14 @@ class _Scheduler:
             job.result = _renew_by_ref(job.entry)
 
     def _settle_all(self, jobs: list[_Job[Renewal]]) -> None:
-        now = mod_time.monotonic()
         with self.cond:
-            for job in jobs:
-                entry = job.entry
-                entry.in_flight = False
-                if entry.finished:
-                    continue  # stopped meanwhile: the lock's state is no longer ours to change
-                lock = entry.ref()
-                if lock is None:
-                    self._finish_collected(entry)
-                elif _settle(entry, job.result, now):
-                    self._push(entry)
-                else:
-                    entry.finished = True
-                    self.live -= 1
+            _settle_jobs(
+                jobs, stopped=_nothing, collected=self._finish_collected, due=self._push, ended=self._end
+            )
             self.cond.notify_all()
+
+    def _end(self, entry: Renewal) -> None:
+        self.live -= 1
 
 
 def renew(lock: Lock, interval: float, *, pipelined: bool) -> Renewal:
@@ -749,25 +775,7 @@ class _AsyncScheduler:
             self._heap.clear()
 
     async def _renew_due(self) -> None:
-        heap = self._heap
-        now = mod_time.monotonic()
-        jobs: list[_Job[AsyncRenewal]] = []
-        while heap:
-            when, seq, entry = heap[0]
-            if entry.seq != seq or entry.finished:
-                heapq.heappop(heap)
-                continue
-            if when > now + (0.0 if entry.retrying else entry.window):
-                break
-            heapq.heappop(heap)
-            job = _job(entry, self._unpipelined)
-            if job is None:
-                self.collected(entry)
-                continue
-            entry.in_flight = True
-            jobs.append(job)
-            if not entry.retrying:
-                logger_for_refresh_thread.debug("Refreshing Lock(%r).", entry.key)
+        jobs = _jobs_for(_pop_due(self._heap, mod_time.monotonic()), self._unpipelined, self.collected)
         if not jobs:
             return
         self._in_flight = [job.entry for job in jobs]
@@ -799,21 +807,13 @@ class _AsyncScheduler:
                     job.result = result
 
     def _settle_all(self, jobs: list[_Job[AsyncRenewal]]) -> None:
-        now = mod_time.monotonic()
-        for job in jobs:
-            entry = job.entry
-            entry.in_flight = False
-            if entry.finished:
-                _resolve(entry.future)  # stopped meanwhile: its state is no longer ours to change
-                continue
-            lock = entry.ref()
-            if lock is None:
-                self.collected(entry)
-            elif _settle(entry, job.result, now):
-                self._push(entry)
-            else:
-                entry.finished = True
-                self.forget(entry)
+        _settle_jobs(
+            jobs, stopped=_resolve_entry, collected=self.collected, due=self._push, ended=self.forget
+        )
+
+
+def _resolve_entry(entry: AsyncRenewal) -> None:
+    _resolve(entry.future)
 
 
 _T = TypeVar("_T")
