@@ -222,6 +222,13 @@ def drive(client: Any, steps: Steps[T], host: Host | None = None) -> T:
     return answer
 
 
+def _cancelling() -> Callable[[], int] | None:
+    """The current task's ``cancelling`` method (Python 3.11+), or None."""
+    task = asyncio.current_task()
+    method: Callable[[], int] | None = getattr(task, "cancelling", None)
+    return method
+
+
 #: Tasks finishing guarded steps after their caller was cancelled. asyncio keeps
 #: only weak references to tasks, so they are held here until done.
 _background: Final[set[asyncio.Future[Any]]] = set()
@@ -239,12 +246,18 @@ async def drive_async(client: Any, steps: Steps[T], host: Host | None = None) ->
     """Run ``steps`` to their answer, performing each effect with the asyncio ``client``.
 
     A cancellation is thrown into the steps like any error, so they clean up
-    (leave the gate, ...) and let it propagate.
+    (leave the gate, ...) and let it propagate. A cancellation the client
+    swallowed (redis-py's asyncio ``BLPOP`` may return None when cancelled,
+    redis/redis-py#2028) is noticed through ``Task.cancelling()`` (Python 3.11+)
+    and thrown in all the same, so a cancelled acquire never goes on waiting.
     """
+    cancelling = _cancelling()
+    before = cancelling() if cancelling is not None else 0
     done, item = _advance(steps, None, None)
     while not done:
         effect: Effect = item  # until done, what the steps yield is an effect
-        result, error = None, None
+        result: Any = None
+        error: BaseException | None = None
         try:
             if isinstance(effect, Sleep):
                 await asyncio.sleep(max(0.0, effect.until - mod_time.monotonic()))
@@ -254,6 +267,8 @@ async def drive_async(client: Any, steps: Steps[T], host: Host | None = None) ->
                 result = await _guarded(client, effect, host)
             else:
                 result = await _begin(client, effect, host)
+            if cancelling is not None and cancelling() > before:
+                error = asyncio.CancelledError()  # requested meanwhile, but swallowed below us
         except (Exception, asyncio.CancelledError) as exc:
             error = exc
         done, item = _advance(steps, result, error)
