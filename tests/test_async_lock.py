@@ -1,18 +1,16 @@
-"""Behaviour of redis_lock.AsyncLock against a real Redis, with every asyncio client flavour.
+"""What only redis_lock.AsyncLock has: asyncio cancellation, tasks sharing a lock, asyncio clients.
 
-The mirror of ``test_lock.py``: where a test exists in both, it has the same name
-and docstring. Tests named ``test_cancel*`` cover asyncio cancellation, which has
-no sync counterpart.
+The behaviour both flavours share is written once, in ``test_behaviour.py``.
+Tests named ``test_cancel*`` cover asyncio cancellation, which has no sync
+counterpart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import gc
 import itertools
 import logging
 import statistics
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -24,14 +22,13 @@ import redis.asyncio
 import valkey.asyncio
 
 import redis_lock
-from redis_lock._scripts import ACQUIRE, EXTEND, UNLOCK
+from redis_lock._scripts import ACQUIRE, UNLOCK
 
 from ._topology import async_wait_for
 from .conftest import CLIENT_KINDS, ClientKind, _kind_id
 
 pytestmark = pytest.mark.asyncio
 
-REFRESH_LOGGER = "redis_lock.refresh.thread"
 AsyncMakeClient = Callable[..., Any]
 
 
@@ -64,11 +61,6 @@ def akind(request: pytest.FixtureRequest) -> ClientKind:
 def aconn(akind: ClientKind, amake: AsyncMakeClient, plain: redis.Redis) -> Any:
     """The asyncio client under test: redis-py or valkey-py, with decode_responses off or on."""
     return amake(*akind)
-
-
-def is_lost(lock: redis_lock.AsyncLock) -> bool:
-    # A function, not the property, so that mypy does not narrow ``lock.lost`` across awaits.
-    return lock.lost
 
 
 def blocked_clients(client: redis.Redis) -> int:
@@ -135,87 +127,6 @@ class Gated:
 # -- acquire and release ---------------------------------------------------------
 
 
-async def test_acquire_release(aconn: Any, plain: redis.Redis) -> None:
-    """A free lock is acquired, stored under lock:<name> with the lock's id, and deleted on release."""
-    lock = redis_lock.AsyncLock(aconn, "basic")
-    assert await lock.acquire()
-    assert plain.get("lock:basic") == lock.id.encode()
-    assert await lock.locked()
-    assert await lock.owned()
-    assert await lock.get_owner_id() == lock.id
-    await lock.release()
-    assert plain.exists("lock:basic") == 0
-    assert not await lock.locked()
-    assert not await lock.owned()
-    assert await lock.get_owner_id() is None
-
-
-async def test_non_blocking_acquire_of_a_busy_lock_returns_false(
-    aconn: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A non-blocking acquire of a held lock returns False at once and logs the 4.x warning."""
-    holder = redis_lock.AsyncLock(aconn, "busy")
-    assert await holder.acquire()
-    other = redis_lock.AsyncLock(aconn, "busy")
-    with caplog.at_level(logging.WARNING, logger="redis_lock.acquire"):
-        assert await other.acquire(blocking=False) is False
-    assert (
-        "redis_lock.acquire",
-        logging.WARNING,
-        "Failed to acquire Lock('lock:busy').",
-    ) in caplog.record_tuples
-    assert await holder.owned()
-    assert not await other.owned()
-
-
-async def test_owned_by_its_own_generated_id_means_this_call_took_it(aconn: Any, plain: redis.Redis) -> None:
-    """As ``test_lock``'s twin: "owned" by this instance's generated id, not held by it, is its own write."""
-    lock = redis_lock.AsyncLock(aconn, "retried-write", expire=30)
-    plain.set("lock:retried-write", lock.id, px=30_000)
-    assert await lock.acquire(blocking=False) is True
-    assert await lock.owned()
-    with pytest.raises(redis_lock.AlreadyAcquired):
-        await lock.acquire(blocking=False)
-    await lock.release()
-    chosen = redis_lock.AsyncLock(aconn, "retried-write", id="chosen")
-    plain.set("lock:retried-write", "chosen")
-    with pytest.raises(redis_lock.AlreadyAcquired):
-        await chosen.acquire(blocking=False)
-
-
-async def test_acquire_twice_raises_already_acquired(aconn: Any) -> None:
-    """Acquiring again with the same id, on the same or another instance, raises AlreadyAcquired."""
-    lock = redis_lock.AsyncLock(aconn, "twice", id="me")
-    assert await lock.acquire()
-    with pytest.raises(redis_lock.AlreadyAcquired, match=r"Already acquired from this Lock instance\."):
-        await lock.acquire()
-    with pytest.raises(redis_lock.AlreadyAcquired):
-        await redis_lock.AsyncLock(aconn, "twice", id="me").acquire(blocking=False)
-    assert await lock.owned()
-
-
-async def test_release_of_a_lock_not_held_raises_not_acquired(aconn: Any) -> None:
-    """Releasing a free lock, or one another id holds, raises NotAcquired and changes nothing."""
-    lock = redis_lock.AsyncLock(aconn, "foreign")
-    with pytest.raises(
-        redis_lock.NotAcquired, match=r"Lock\(lock:foreign\) is not acquired or it already expired."
-    ):
-        await lock.release()
-    holder = redis_lock.AsyncLock(aconn, "foreign")
-    await holder.acquire()
-    with pytest.raises(redis_lock.NotAcquired):
-        await lock.release()
-    assert await holder.owned()
-
-
-async def test_release_with_the_owner_id_from_another_instance(aconn: Any) -> None:
-    """As documented since 4.x, a lock acquired in one place is released by a lock given the same id."""
-    first = redis_lock.AsyncLock(aconn, "handover")
-    await first.acquire()
-    await redis_lock.AsyncLock(aconn, "handover", id=first.id).release()
-    assert not await first.locked()
-
-
 async def test_the_id_belongs_to_the_instance_not_the_task(aconn: Any) -> None:
     """A lock acquired in one task is owned, extended and released from another task."""
     lock = redis_lock.AsyncLock(aconn, "cross-task", expire=10)
@@ -224,21 +135,6 @@ async def test_the_id_belongs_to_the_instance_not_the_task(aconn: Any) -> None:
     await asyncio.create_task(lock.extend(20))
     await asyncio.create_task(lock.release())
     assert not await lock.locked()
-
-
-@pytest.mark.parametrize(
-    ("given", "stored"),
-    [("host-1", "host-1"), (b"host-1", "host-1"), (b"\xff\xfe", "//4="), ("n\u00e9e", "n\u00e9e")],
-    ids=["str", "ascii-bytes", "binary-bytes", "non-ascii-str"],
-)
-async def test_ids_as_str_or_bytes(aconn: Any, given: str | bytes, stored: str) -> None:
-    """An id given as str is kept; bytes are decoded as ASCII or else base64-encoded, as in 4.x."""
-    lock = redis_lock.AsyncLock(aconn, "ids", id=given)
-    assert lock.id == stored
-    assert await lock.acquire()
-    assert await lock.get_owner_id() == stored
-    assert await lock.owned()
-    await lock.release()
 
 
 async def test_sync_and_async_locks_exclude_each_other(aconn: Any, plain: redis.Redis) -> None:
@@ -251,141 +147,6 @@ async def test_sync_and_async_locks_exclude_each_other(aconn: Any, plain: redis.
     assert await async_lock.acquire(blocking=False)
     assert redis_lock.Lock(plain, "mixed").acquire(blocking=False) is False
     await async_lock.release()
-
-
-# -- expiry and extend -------------------------------------------------------------
-
-
-async def test_fixes_4x_millisecond_expiry(aconn: Any, plain: redis.Redis) -> None:
-    """expire=0.25 sets a 250 ms TTL (4.x truncated it to 0, a server error) and the lock expires."""
-    lock = redis_lock.AsyncLock(aconn, "ms", expire=0.25)
-    assert await lock.acquire()
-    assert 0 < plain.pttl("lock:ms") <= 250
-    await async_wait_for(lambda: plain.exists("lock:ms") == 0, timeout=3, what="the lock to expire")
-
-
-async def test_extend_resets_the_ttl(aconn: Any, plain: redis.Redis) -> None:
-    """extend() sets the TTL to the given seconds, or to the constructor's expire by default."""
-    lock = redis_lock.AsyncLock(aconn, "extend", expire=10)
-    await lock.acquire()
-    await lock.extend(100)
-    assert 99_000 < plain.pttl("lock:extend") <= 100_000
-    await lock.extend()
-    assert 9_000 < plain.pttl("lock:extend") <= 10_000
-    await lock.extend(0.5)
-    assert 0 < plain.pttl("lock:extend") <= 500
-
-
-async def test_extend_errors(aconn: Any) -> None:
-    """extend() raises NotAcquired for a lock it does not hold, NotExpirable for a key without TTL."""
-    lock = redis_lock.AsyncLock(aconn, "extend-errors")
-    with pytest.raises(TypeError, match="To extend a lock 'expire' must be provided"):
-        await lock.extend()
-    with pytest.raises(redis_lock.NotAcquired, match="Lock lock:extend-errors is not acquired"):
-        await lock.extend(10)
-    await lock.acquire()
-    with pytest.raises(
-        redis_lock.NotExpirable, match="Lock lock:extend-errors has no assigned expiration time"
-    ):
-        await lock.extend(10)
-
-
-# -- waiting -----------------------------------------------------------------------
-
-
-async def test_waiter_wakes_on_release(
-    akind: ClientKind, amake: AsyncMakeClient, aconn: Any, plain: redis.Redis
-) -> None:
-    """A blocked waiter is woken by the release signal within a fraction of a second."""
-    holder = redis_lock.AsyncLock(aconn, "handoff")
-    await holder.acquire()
-    # No socket timeout: a waiter that missed the signal would sleep ~10 s.
-    waiter = redis_lock.AsyncLock(amake(*akind, socket_timeout=None), "handoff")
-    task = asyncio.create_task(waiter.acquire())
-    await async_wait_for(lambda: blocked_clients(plain) == 1, what="the waiter to block in BLPOP")
-    released = time.monotonic()
-    await holder.release()
-    assert await asyncio.wait_for(task, 10) is True
-    assert time.monotonic() - released < 0.5
-    assert await waiter.owned()
-
-
-async def test_fixes_4x_waiter_wakes_when_the_holder_expires(
-    akind: ClientKind, amake: AsyncMakeClient, aconn: Any
-) -> None:
-    """A waiter wakes when the holder's key expires, not at the end of its own timeout (4.x waited it out)."""
-    holder = redis_lock.AsyncLock(aconn, "expiry", expire=0.3)
-    await holder.acquire()
-    started = time.monotonic()
-    waiter = redis_lock.AsyncLock(amake(*akind, socket_timeout=None), "expiry")
-    assert await waiter.acquire(timeout=10)
-    assert 0.25 <= time.monotonic() - started < 1.5
-
-
-async def test_fixes_4x_sub_second_timeout(aconn: Any) -> None:
-    """acquire(timeout=0.3) on a busy lock returns False after about 0.3 s (4.x waited forever)."""
-    await redis_lock.AsyncLock(aconn, "subsecond").acquire()
-    started = time.monotonic()
-    assert await redis_lock.AsyncLock(aconn, "subsecond").acquire(timeout=0.3) is False
-    assert 0.25 <= time.monotonic() - started < 1.5
-
-
-@pytest.mark.parametrize("kind", ["redis", "valkey"])
-async def test_fixes_4x_wait_survives_the_socket_timeout(
-    kind: str, amake: AsyncMakeClient, plain: redis.Redis
-) -> None:
-    """A 3 s wait through a client with socket_timeout=1 returns False, raising no TimeoutError."""
-    holder = redis_lock.AsyncLock(amake(kind), "socket")
-    await holder.acquire()
-    client = amake(kind, socket_timeout=1)
-    plain.config_resetstat()
-    started = time.monotonic()
-    assert await redis_lock.AsyncLock(client, "socket").acquire(timeout=3) is False
-    assert 2.9 <= time.monotonic() - started < 6
-    # The wait was split into BLPOPs below the socket timeout, not a poll.
-    assert 4 <= commandstats(plain)["blpop"] <= 12
-
-
-async def test_constructor_timeout_applies_to_the_with_statement(aconn: Any) -> None:
-    """AsyncLock(timeout=...) bounds the async with statement's wait and raises AcquireTimeout (a NotAcquired)."""
-    await redis_lock.AsyncLock(aconn, "with-timeout").acquire()
-    started = time.monotonic()
-    with pytest.raises(redis_lock.AcquireTimeout):
-        async with redis_lock.AsyncLock(aconn, "with-timeout", timeout=0.2):
-            pytest.fail("the body must not run")
-    assert 0.19 <= time.monotonic() - started < 1.5
-
-
-async def test_with_statement_non_blocking(aconn: Any) -> None:
-    """With blocking=False the async with statement raises NotAcquired at once on a busy lock."""
-    await redis_lock.AsyncLock(aconn, "with-nb").acquire()
-    with pytest.raises(redis_lock.NotAcquired) as raised:
-        async with redis_lock.AsyncLock(aconn, "with-nb", blocking=False):
-            pytest.fail("the body must not run")
-    assert not isinstance(raised.value, redis_lock.AcquireTimeout)
-
-
-async def test_with_statement_acquires_and_releases(aconn: Any) -> None:
-    """The async with statement holds the lock in its body and releases it after."""
-    lock = redis_lock.AsyncLock(aconn, "with")
-    async with lock as entered:
-        assert entered is lock
-        assert await lock.owned()
-    assert not await lock.locked()
-
-
-async def test_fixes_4x_uncontended_acquire_is_one_round_trip(aconn: Any, plain: redis.Redis) -> None:
-    """A free lock is taken with one EVALSHA and released with one (4.x sent GET, then SET)."""
-    lock = redis_lock.AsyncLock(aconn, "one-rt")
-    await lock.acquire()  # loads the script on first use
-    await lock.release()
-    plain.config_resetstat()
-    await lock.acquire()
-    stats = commandstats(plain)
-    assert stats["evalsha"] == 1
-    assert not {"get", "exists", "blpop", "script|load"} & set(stats)
-    await lock.release()
-    assert commandstats(plain)["evalsha"] == 2
 
 
 # -- many tasks ---------------------------------------------------------------------
@@ -536,196 +297,7 @@ async def test_cancel_during_release_leaves_redis_and_the_instance_agreeing(
     await lock.release()
 
 
-# -- reset ---------------------------------------------------------------------------
-
-
-async def test_reset_deletes_any_holder_and_wakes_a_waiter(
-    akind: ClientKind, amake: AsyncMakeClient, aconn: Any, plain: redis.Redis
-) -> None:
-    """reset() deletes the lock whoever holds it, and a blocked waiter then gets it."""
-    holder = redis_lock.AsyncLock(aconn, "reset")
-    await holder.acquire()
-    waiter = redis_lock.AsyncLock(amake(*akind, socket_timeout=None), "reset")
-    task = asyncio.create_task(waiter.acquire())
-    await async_wait_for(lambda: blocked_clients(plain) == 1, what="the waiter to block")
-    reset_at = time.monotonic()
-    await redis_lock.AsyncLock(aconn, "reset").reset()
-    assert await asyncio.wait_for(task, 10) is True
-    assert time.monotonic() - reset_at < 0.5
-    assert await waiter.owned()
-
-
-async def test_fixes_4x_reset_all_uses_scan(aconn: Any, plain: redis.Redis) -> None:
-    """async_reset_all deletes every lock over several SCAN pages, never calls KEYS, and spares other keys."""
-    locks = [redis_lock.AsyncLock(aconn, f"many-{n}", expire=100 if n % 2 else None) for n in range(1200)]
-    for lock in locks:
-        await lock.acquire()
-    plain.set("unrelated", "x")
-    plain.config_resetstat()
-    assert await redis_lock.async_reset_all(aconn) == 1200
-    stats = commandstats(plain)
-    assert "keys" not in stats
-    assert stats["scan"] >= 2
-    assert plain.keys("lock:*") == []
-    assert plain.get("unrelated") == b"x"
-    assert len(plain.keys("lock-signal:*")) == 1200
-
-
-async def test_reset_all_wakes_waiters(aconn: Any, plain: redis.Redis) -> None:
-    """A waiter blocked on a lock acquires it after async_reset_all."""
-    await redis_lock.AsyncLock(aconn, "reset-all-wait").acquire()
-    task = asyncio.create_task(redis_lock.AsyncLock(aconn, "reset-all-wait").acquire())
-    await async_wait_for(lambda: blocked_clients(plain) == 1, what="the waiter to block")
-    assert await redis_lock.async_reset_all(aconn, signal_expire=500) == 1
-    assert await asyncio.wait_for(task, 10) is True
-
-
-# -- auto-renewal ----------------------------------------------------------------------
-
-
-async def test_auto_renewal_keeps_the_lock(aconn: Any, plain: redis.Redis) -> None:
-    """With auto_renewal the lock outlives several expiries, and release stops the task."""
-    lock = redis_lock.AsyncLock(aconn, "renew", expire=0.3, auto_renewal=True)
-    await lock.acquire()
-    task = lock._lock_renewal_task
-    assert task is not None
-    await asyncio.sleep(0.8)  # the behaviour under test: the key survives 2.5 expiries
-    assert await lock.owned()
-    assert 0 < plain.pttl("lock:renew") <= 300
-    await lock.release()
-    assert task.done()
-    assert plain.exists("lock:renew") == 0
-    assert not lock.lost
-
-
-async def test_auto_renewal_interval_subclass_hook(aconn: Any, caplog: pytest.LogCaptureFixture) -> None:
-    """The 4.x hook works: a subclass setting _lock_renewal_interval after __init__ renews at that pace."""
-
-    class FastLock(redis_lock.AsyncLock):
-        def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
-            self._lock_renewal_interval = 0.05
-
-    lock = FastLock(aconn, "hook", expire=30, auto_renewal=True)
-    with caplog.at_level(logging.DEBUG, logger=REFRESH_LOGGER):
-        await lock.acquire()
-        await async_wait_for(
-            lambda: sum(r.getMessage() == "Refreshing Lock('lock:hook')." for r in caplog.records) >= 5,
-            timeout=5,
-            what="five renewals",
-        )
-        await lock.release()
-
-
-async def test_auto_renewal_stops_when_the_lock_is_collected(
-    aconn: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    """A renewal task whose lock was garbage-collected ends at once, leaving nothing running on the loop."""
-    lock = redis_lock.AsyncLock(aconn, "collected", expire=60, auto_renewal=True)
-    await lock.acquire()
-    task = lock._lock_renewal_task
-    assert task is not None
-    await asyncio.sleep(0)  # one loop turn, so the renewal task has started and waits its interval
-    with caplog.at_level(logging.DEBUG, logger=REFRESH_LOGGER):
-        del lock
-        gc.collect()
-        await asyncio.wait((task,), timeout=5)
-    assert task.done()  # its interval is 40 s: only the collection can have ended it
-    assert (
-        REFRESH_LOGGER,
-        logging.DEBUG,
-        "Exiting renewal thread for Lock('lock:collected').",
-    ) in caplog.record_tuples
-
-
-async def test_fixes_4x_renewal_failure_is_surfaced(
-    aconn: Any, plain: redis.Redis, caplog: pytest.LogCaptureFixture
-) -> None:
-    """When another client takes the key, renewal marks the lock lost, logs at ERROR, release raises LockLost.
-
-    The instance stays reusable (4.x: the thread died silently and the next acquire raised AlreadyStarted).
-    """
-    lock = redis_lock.AsyncLock(aconn, "lost", expire=0.3, auto_renewal=True)
-    with caplog.at_level(logging.ERROR, logger=REFRESH_LOGGER):
-        await lock.acquire()
-        task = lock._lock_renewal_task
-        assert task is not None
-        plain.set("lock:lost", "somebody-else")
-        await asyncio.wait((task,), timeout=5)
-    assert is_lost(lock)
-    assert task.done()
-    errors = [r for r in caplog.records if r.name == REFRESH_LOGGER and r.levelno == logging.ERROR]
-    assert [e.getMessage() for e in errors] == [
-        "Lost Lock('lock:lost'): another client holds it, or it expired or was reset."
-    ]
-    with pytest.raises(redis_lock.LockLost) as raised:
-        await lock.release()
-    assert isinstance(raised.value.__cause__, redis_lock.NotAcquired)
-    assert plain.get("lock:lost") == b"somebody-else"
-    assert not lock.lost
-    plain.delete("lock:lost")
-    assert await lock.acquire()
-    assert await lock.owned()
-    await lock.release()
-
-
-class FailingExtend(Gated):
-    """A client whose extend script always fails with a connection error, as during an outage."""
-
-    async def evalsha(self, sha: str, numkeys: int, /, *keys_and_args: str) -> object:
-        if sha == self.sha:
-            raise redis.ConnectionError("simulated outage")
-        return await super().evalsha(sha, numkeys, *keys_and_args)
-
-
-async def test_renewal_retries_connection_errors_until_the_lease_runs_out(
-    aconn: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    """With renewal failing, it retries (WARNING), marks the lock lost once the lease ends (ERROR), release raises LockLost."""
-    lock = redis_lock.AsyncLock(
-        FailingExtend(aconn, EXTEND.sha1), "outage", expire=0.3, auto_renewal=True, strict=False
-    )
-    with caplog.at_level(logging.WARNING, logger=REFRESH_LOGGER):
-        started = time.monotonic()
-        await lock.acquire()
-        task = lock._lock_renewal_task
-        assert task is not None
-        await asyncio.wait((task,), timeout=5)
-        lost_after = time.monotonic() - started
-    assert is_lost(lock)
-    levels = [r.levelno for r in caplog.records if r.name == REFRESH_LOGGER]
-    assert levels.count(logging.WARNING) >= 2
-    assert levels[-1] == logging.ERROR
-    assert "renewal kept failing until its lease ran out" in caplog.records[-1].getMessage()
-    assert 0.25 <= lost_after < 2
-    with pytest.raises(redis_lock.LockLost):
-        await lock.release()
-    assert await lock.acquire()
-    await lock.release()
-
-
 # -- the with statement and errors --------------------------------------------------------
-
-
-async def test_fixes_4x_release_error_does_not_hide_the_body_exception(
-    aconn: Any, plain: redis.Redis, caplog: pytest.LogCaptureFixture
-) -> None:
-    """If the body raises and the release fails too, the body's exception propagates; the other is logged."""
-    with caplog.at_level(logging.WARNING, logger="redis_lock.release"), pytest.raises(KeyError) as raised:
-        async with redis_lock.AsyncLock(aconn, "body"):
-            plain.delete("lock:body")
-            raise KeyError("from the body")
-    assert raised.value.args == ("from the body",)
-    assert any("Releasing Lock('lock:body') failed" in r.getMessage() for r in caplog.records)
-    if sys.version_info >= (3, 11):
-        assert any("NotAcquired" in note for note in raised.value.__notes__)
-
-
-async def test_release_error_without_body_exception_propagates(aconn: Any, plain: redis.Redis) -> None:
-    """If the body succeeds but the lock was lost, leaving the async with statement raises NotAcquired."""
-    with pytest.raises(redis_lock.NotAcquired):
-        async with redis_lock.AsyncLock(aconn, "body-ok"):
-            plain.delete("lock:body-ok")
 
 
 async def test_cancelled_body_releases_the_lock(aconn: Any, plain: redis.Redis) -> None:
@@ -747,21 +319,6 @@ async def test_cancelled_body_releases_the_lock(aconn: Any, plain: redis.Redis) 
 
 
 # -- clients ---------------------------------------------------------------------------------
-
-
-async def test_strict_rejects_other_clients_and_strict_false_accepts_them(aconn: Any) -> None:
-    """strict=True rejects a non-Redis client with 4.x's ValueError; strict=False lets it work."""
-    client = Gated(aconn, "no-such-sha")
-    with pytest.raises(
-        ValueError, match=r"redis_client must be a redis\.asyncio\.Redis or valkey\.asyncio\.Valkey"
-    ) as raised:
-        redis_lock.AsyncLock(client, "strict")
-    assert "Gated" in str(raised.value)
-    lock = redis_lock.AsyncLock(client, "strict", strict=False)
-    assert await lock.acquire()
-    assert await lock.owned()
-    await lock.release()
-    assert await redis_lock.async_reset_all(client) == 0
 
 
 async def test_sync_client_is_rejected(plain: redis.Redis) -> None:
@@ -793,41 +350,3 @@ async def test_constructor_validates_like_lock(aconn: Any) -> None:
             redis_lock.AsyncLock(aconn, **arguments)
         assert type(async_error.value) is type(sync_error.value)
         assert str(async_error.value) == str(sync_error.value)
-
-
-async def test_constructor_does_no_io(aconn: Any, plain: redis.Redis) -> None:
-    """Constructing an AsyncLock sends nothing to Redis."""
-    plain.config_resetstat()
-    redis_lock.AsyncLock(aconn, "no-io", expire=5, auto_renewal=True, timeout=1)
-    assert set(commandstats(plain)) <= {"config|resetstat", "info"}
-
-
-# -- logging ------------------------------------------------------------------------------------
-
-
-async def test_log_messages_match_4x_and_never_carry_the_id(
-    aconn: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    """Acquire, renewal and release log 4.x's messages on 4.x's loggers, and no record contains the id."""
-    lock = redis_lock.AsyncLock(aconn, "logs", id="secret-id-123", expire=30, auto_renewal=True)
-    with caplog.at_level(logging.DEBUG, logger="redis_lock"):
-        await lock.acquire()
-        await lock.release()
-    assert caplog.record_tuples == [
-        ("redis_lock.acquire", logging.DEBUG, "Acquiring Lock('lock:logs') ..."),
-        ("redis_lock.acquire", logging.INFO, "Acquired Lock('lock:logs')."),
-        (
-            "redis_lock.refresh.start",
-            logging.DEBUG,
-            "Starting renewal thread for Lock('lock:logs'). Refresh interval: 20.0 seconds.",
-        ),
-        (
-            "redis_lock.refresh.shutdown",
-            logging.DEBUG,
-            "Signaling renewal thread for Lock('lock:logs') to exit.",
-        ),
-        ("redis_lock.refresh.thread", logging.DEBUG, "Exiting renewal thread for Lock('lock:logs')."),
-        ("redis_lock.refresh.exit", logging.DEBUG, "Renewal thread for Lock('lock:logs') exited."),
-        ("redis_lock.release", logging.DEBUG, "Releasing Lock('lock:logs')."),
-    ]
-    assert all("secret-id-123" not in r.getMessage() for r in caplog.records)
