@@ -1,13 +1,21 @@
-"""The public surface: __all__, the names 4.x users import, and the exception hierarchy."""
+"""The public surface: __all__, the names 4.x users import, the exception hierarchy, and subclassing."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
+from typing import Any
 
 import pytest
+import redis
+import redis.asyncio
 
 import redis_lock
 import redis_lock.typing
+
+from ._topology import async_wait_for, wait_for
+from .conftest import MakeClient
 
 OLD_API = {
     "Lock",
@@ -119,13 +127,135 @@ def test_logger_names_are_those_of_4x() -> None:
     assert not logging.getLogger("redis_lock").handlers
 
 
-def test_lock_is_subclassable() -> None:
-    """Lock stays open to subclassing (4.x's docs tell users to subclass it to change the renewal interval)."""
+# -- subclassing: 4.x's docs tell users to subclass Lock to change the renewal interval ------------------
 
-    class Mine(redis_lock.Lock):
-        pass
 
-    assert issubclass(Mine, redis_lock.Lock)
+def watch_pttl(client: redis.Redis, key: str, seconds: float) -> tuple[int, int]:
+    """Sample ``key``'s PTTL every 5 ms for ``seconds``: how many times it went up (renewals), and its lowest value."""
+    renewals, lowest, last = 0, 2**62, client.pttl(key)
+    until = time.monotonic() + seconds
+    while time.monotonic() < until:
+        time.sleep(0.005)
+        pttl: int = client.pttl(key)
+        assert pttl > 0, f"{key} expired or vanished while held (PTTL {pttl})"
+        renewals += pttl > last
+        lowest, last = min(lowest, pttl), pttl
+    return renewals, lowest
+
+
+#: A subclass renews every 100 ms a lock of 2 s, which the default interval (2/3 of it) would renew
+#: only after 1.33 s: within a second of watching, about ten renewals and a PTTL that stays near 2000 ms,
+#: against none and a PTTL down to 1000 ms.
+HOOK_EXPIRE, HOOK_INTERVAL, WATCH = 2, 0.1, 1.0
+
+
+def check_renewed_at_hook_interval(renewals: int, lowest: int) -> None:
+    assert 4 <= renewals <= WATCH / HOOK_INTERVAL + 3, renewals
+    assert lowest > (HOOK_EXPIRE - HOOK_INTERVAL) * 1000 - 500, lowest
+
+
+def test_lock_subclass_renews_at_the_interval_it_sets(make_client: MakeClient, plain: redis.Redis) -> None:
+    """A Lock subclass that sets _lock_renewal_interval after __init__ (the 4.x hook) is renewed at that pace, as PTTL shows."""
+
+    class FastLock(redis_lock.Lock):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._lock_renewal_interval = HOOK_INTERVAL
+
+    lock = FastLock(make_client(), "hook", expire=HOOK_EXPIRE, auto_renewal=True)
+    assert lock.acquire()
+    try:
+        renewals, lowest = watch_pttl(plain, "lock:hook", WATCH)
+    finally:
+        lock.release()
+    check_renewed_at_hook_interval(renewals, lowest)
+
+
+@pytest.mark.asyncio
+async def test_async_lock_subclass_renews_at_the_interval_it_sets(redis_url: str, plain: redis.Redis) -> None:
+    """An AsyncLock subclass that sets _lock_renewal_interval after __init__ is renewed at that pace, as PTTL shows."""
+
+    class FastLock(redis_lock.AsyncLock):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._lock_renewal_interval = HOOK_INTERVAL
+
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        lock = FastLock(client, "hook", expire=HOOK_EXPIRE, auto_renewal=True)
+        assert await lock.acquire()
+        try:
+            # Watched from a thread, so that the event loop goes on renewing meanwhile.
+            renewals, lowest = await asyncio.to_thread(watch_pttl, plain, "lock:hook", WATCH)
+        finally:
+            await lock.release()
+    finally:
+        await client.aclose()
+    check_renewed_at_hook_interval(renewals, lowest)
+
+
+def test_lock_subclass_works_with_with_and_is_renewed_through_its_extend(
+    make_client: MakeClient, plain: redis.Redis
+) -> None:
+    """A Lock subclass is what ``with`` yields and holds, and auto-renewal goes through its overridden extend."""
+
+    class CountingLock(redis_lock.Lock):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.extends: list[float | None] = []
+
+        def extend(self, expire: float | None = None) -> None:
+            self.extends.append(expire)
+            super().extend(expire)
+
+    lock = CountingLock(make_client(), "counted", expire=0.3, auto_renewal=True)
+    with lock as entered:
+        assert entered is lock
+        assert plain.get("lock:counted") == lock.id.encode()
+        wait_for(lambda: len(lock.extends) >= 3, timeout=5, what="three renewals through extend")
+        # Three renewals 0.2 s apart: the key outlived its 0.3 s expiry.
+        assert plain.get("lock:counted") == lock.id.encode()
+        assert 0 < plain.pttl("lock:counted") <= 300
+    assert plain.exists("lock:counted") == 0
+    assert set(lock.extends) == {0.3}
+    renewed = len(lock.extends)
+    time.sleep(0.4)  # two renewal intervals: the renewal ended with the block
+    assert len(lock.extends) == renewed
+
+
+@pytest.mark.asyncio
+async def test_async_lock_subclass_works_with_async_with_and_is_renewed_through_its_extend(
+    redis_url: str, plain: redis.Redis
+) -> None:
+    """An AsyncLock subclass is what ``async with`` yields and holds, and auto-renewal goes through its extend."""
+
+    class CountingLock(redis_lock.AsyncLock):
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.extends: list[float | None] = []
+
+        async def extend(self, expire: float | None = None) -> None:
+            self.extends.append(expire)
+            await super().extend(expire)
+
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        lock = CountingLock(client, "counted", expire=0.3, auto_renewal=True)
+        async with lock as entered:
+            assert entered is lock
+            assert plain.get("lock:counted") == lock.id.encode()
+            await async_wait_for(
+                lambda: len(lock.extends) >= 3, timeout=5, what="three renewals through extend"
+            )
+            assert plain.get("lock:counted") == lock.id.encode()
+            assert 0 < plain.pttl("lock:counted") <= 300
+        assert plain.exists("lock:counted") == 0
+        assert set(lock.extends) == {0.3}
+        renewed = len(lock.extends)
+        await asyncio.sleep(0.4)  # two renewal intervals: the renewal ended with the block
+        assert len(lock.extends) == renewed
+    finally:
+        await client.aclose()
 
 
 def test_typing_module_exports_the_protocol() -> None:
