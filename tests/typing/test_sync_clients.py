@@ -1,11 +1,14 @@
-"""Checker-only: which clients mypy accepts as a :class:`redis_lock.typing.RedisClient`.
+"""Checker-only: which clients mypy and pyright accept as a :class:`redis_lock.typing.RedisClient`.
 
-Nothing here runs against Redis: ``_assignments`` is never called, mypy reads it.
+Nothing here runs against Redis: ``_assignments`` is never called, the checkers read it.
 Each accepted client is a plain assignment; each rejected one carries
-``# type: ignore[assignment]``, and ``warn_unused_ignores`` (on through ``strict``)
-fails the check if that ignore ever stops being needed, i.e. if the client stops
-being rejected.
+``# type: ignore[assignment]``, and mypy's ``warn_unused_ignores`` (on through ``strict``)
+and pyright's ``reportUnnecessaryTypeIgnoreComment`` (pyproject.toml) fail the check if
+that ignore ever stops being needed, i.e. if the client stops being rejected.
 """
+
+# The functions below are never called: the checkers read them.
+# pyright: reportUnusedFunction=false
 
 from __future__ import annotations
 
@@ -15,7 +18,6 @@ import redis.asyncio.cluster
 import redis.cluster
 import valkey
 import valkey.asyncio
-import valkey.asyncio.cluster
 import valkey.cluster
 
 import redis_lock
