@@ -126,7 +126,7 @@ class AsyncLock(LockCore["AsyncRedisClient"]):
 
     def _start_lock_renewer(self) -> None:
         interval, pipelined = self._renewal_plan(AsyncLock)
-        renewal = _renewal.renew_async(self, interval, pipelined=pipelined)
+        renewal = _renewal.renew_async(self, self._lease, interval, pipelined=pipelined)
         self._lock_renewal = renewal
         self._lock_renewal_task = renewal.future
 

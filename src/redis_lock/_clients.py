@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
-from typing import TYPE_CHECKING, Any, Final, Protocol, TypeGuard
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from ._exceptions import InvalidArgument, InvalidArgumentType
 from .typing import AsyncRedisClient, RedisClient
@@ -30,12 +30,8 @@ __all__ = [
     "check_client",
     "client_socket_timeout",
     "cluster_client_types",
-    "is_async_cluster",
     "is_cluster_client",
-    "is_sync_cluster",
     "public_name",
-    "supports_async_pipeline",
-    "supports_pipeline",
 ]
 
 #: Marker for "the client's socket timeout is not known".
@@ -167,14 +163,6 @@ class AsyncClusterClient(AsyncRedisClient, Protocol):
     def eval(self, script: str, numkeys: int, /, *keys_and_args: str) -> Awaitable[object] | Any: ...
 
 
-def is_sync_cluster(client: RedisClient) -> TypeGuard[ClusterClient]:
-    return is_cluster_client(client)
-
-
-def is_async_cluster(client: AsyncRedisClient) -> TypeGuard[AsyncClusterClient]:
-    return is_cluster_client(client)
-
-
 @functools.lru_cache(maxsize=16)
 def _default_socket_timeout(connection_class: type) -> object:
     # The first __init__ up the MRO that declares socket_timeout has its default;
@@ -247,7 +235,7 @@ class PipeliningClient(RedisClient, Protocol):
     """A synchronous client that also makes pipelines: what ``wait_replicas`` needs.
 
     Private on purpose: :class:`~redis_lock.typing.RedisClient` does not grow a
-    ``pipeline`` method for everyone; :func:`supports_pipeline` narrows to this.
+    ``pipeline`` method for everyone.
     """
 
     def pipeline(self, transaction: bool = ..., shard_hint: Any = ...) -> CommandPipeline: ...
@@ -265,14 +253,6 @@ class AsyncPipeliningClient(AsyncRedisClient, Protocol):
     """An asyncio client that also makes pipelines: what ``wait_replicas`` needs."""
 
     def pipeline(self, transaction: bool = ..., shard_hint: Any = ...) -> AsyncCommandPipeline: ...
-
-
-def supports_pipeline(client: RedisClient) -> TypeGuard[PipeliningClient]:
-    return callable(getattr(client, "pipeline", None))
-
-
-def supports_async_pipeline(client: AsyncRedisClient) -> TypeGuard[AsyncPipeliningClient]:
-    return callable(getattr(client, "pipeline", None))
 
 
 def public_name(cls: type) -> str:

@@ -123,10 +123,6 @@ class Pending:
     def __init__(self) -> None:
         self._task: asyncio.Future[Any] | None = None
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
     def when_done(self, callback: Callable[[], None]) -> None:
         """Run ``callback`` once it has ended (at once if nothing is running)."""
         if self._task is None or self._task.done():

@@ -104,10 +104,6 @@ class _Gate:
             ticket.done = True
             return ticket
 
-    def is_held(self) -> bool:
-        ticket = self._ticket
-        return ticket is not None and ticket.held
-
 
 @final
 class ThreadGate(_Gate):

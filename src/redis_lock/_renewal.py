@@ -107,9 +107,9 @@ class _Entry(Generic[_L]):
         "window",
     )
 
-    def __init__(self, lock: _L, interval: float, pipelined: bool) -> None:
+    def __init__(self, lock: _L, lease: _core.Lease, interval: float, pipelined: bool) -> None:
         #: The hold being renewed: plain data, read and written here (the lock is only weakly referenced).
-        self.lease: _core.Lease = lock._lease
+        self.lease = lease
         self.key = self.lease.key
         self.interval = interval
         self.window = min(interval * BATCH_WINDOW_FRACTION, BATCH_WINDOW_MAX)
@@ -433,8 +433,10 @@ class Renewal(_Entry["Lock"]):
 
     daemon: Final = True
 
-    def __init__(self, scheduler: _Scheduler, lock: Lock, interval: float, pipelined: bool) -> None:
-        super().__init__(lock, interval, pipelined)
+    def __init__(
+        self, scheduler: _Scheduler, lock: Lock, lease: _core.Lease, interval: float, pipelined: bool
+    ) -> None:
+        super().__init__(lock, lease, interval, pipelined)
         self._scheduler = scheduler
 
     @property
@@ -588,19 +590,19 @@ class _Scheduler:
         self.live -= 1
 
 
-def renew(lock: Lock, interval: float, *, pipelined: bool) -> Renewal:
+def renew(lock: Lock, lease: _core.Lease, interval: float, *, pipelined: bool) -> Renewal:
     """Renew ``lock`` every ``interval`` seconds from its client's scheduler thread, started if needed.
 
     :param pipelined: whether its extends may be pipelined (False: call ``lock._renew()``).
     """
     _registry.check_pid()
-    client = lock._client
+    client = lease.client
     with _registry.lock:
         scheduler = _registry.threads.get(id(client))
         start = scheduler is None or scheduler.closed
         if scheduler is None or start:
             scheduler = _registry.threads[id(client)] = _Scheduler(id(client), _client_label(client))
-        entry = Renewal(scheduler, lock, interval, pipelined)
+        entry = Renewal(scheduler, lock, lease, interval, pipelined)
         with scheduler.cond:
             scheduler.live += 1
         scheduler.inbox.put((_ADD, entry))
@@ -640,8 +642,15 @@ class AsyncRenewal(_Entry["AsyncLock"]):
 
     __slots__ = ("_scheduler", "future")
 
-    def __init__(self, scheduler: _AsyncScheduler, lock: AsyncLock, interval: float, pipelined: bool) -> None:
-        super().__init__(lock, interval, pipelined)
+    def __init__(
+        self,
+        scheduler: _AsyncScheduler,
+        lock: AsyncLock,
+        lease: _core.Lease,
+        interval: float,
+        pipelined: bool,
+    ) -> None:
+        super().__init__(lock, lease, interval, pipelined)
         self._scheduler = scheduler
         self.future: asyncio.Future[None] = scheduler.loop.create_future()
 
@@ -834,17 +843,17 @@ async def _within_leases(jobs: Sequence[_Job[AsyncRenewal]], io: Awaitable[_T]) 
         return None
 
 
-def renew_async(lock: AsyncLock, interval: float, *, pipelined: bool) -> AsyncRenewal:
+def renew_async(lock: AsyncLock, lease: _core.Lease, interval: float, *, pipelined: bool) -> AsyncRenewal:
     """Renew ``lock`` every ``interval`` seconds from its (running loop, client) scheduler task.
 
     :param pipelined: whether its extends may be pipelined (False: await ``lock._renew()``).
     """
     _registry.check_pid()
     loop = asyncio.get_running_loop()
-    key = (id(loop), id(lock._client))
+    key = (id(loop), id(lease.client))
     scheduler = _registry.tasks.get(key)
     if scheduler is None or scheduler.closed or scheduler.loop is not loop or scheduler.task.done():
-        scheduler = _registry.tasks[key] = _AsyncScheduler(key, loop, _client_label(lock._client))
-    entry = AsyncRenewal(scheduler, lock, interval, pipelined)
+        scheduler = _registry.tasks[key] = _AsyncScheduler(key, loop, _client_label(lease.client))
+    entry = AsyncRenewal(scheduler, lock, lease, interval, pipelined)
     scheduler.add(entry)
     return entry

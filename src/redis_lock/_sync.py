@@ -194,7 +194,7 @@ class Lock(LockCore["RedisClient"]):
 
     def _start_lock_renewer(self) -> None:
         interval, pipelined = self._renewal_plan(Lock)
-        self._lock_renewal_thread = _renewal.renew(self, interval, pipelined=pipelined)
+        self._lock_renewal_thread = _renewal.renew(self, self._lease, interval, pipelined=pipelined)
 
     def _drop_renewal(self) -> None:
         self._stop_lock_renewer()
