@@ -858,7 +858,7 @@ class Lease:
     only, never on the lock classes' attributes.
     """
 
-    __slots__ = ("client", "deadline", "expire", "id", "key", "lost", "renewed")
+    __slots__ = ("client", "deadline", "expire", "failure", "id", "key", "lost", "renewed")
 
     def __init__(self, client: object, key: str, lock_id: str, expire: float | None) -> None:
         self.client = client
@@ -868,6 +868,8 @@ class Lease:
         self.deadline = 0.0
         self.renewed = False
         self.lost: BaseException | None = None
+        #: The error of the last renewal attempt, while renewal retries it (None once one succeeds).
+        self.failure: BaseException | None = None
 
 
 def lease_lost(renewed: bool, lease_deadline: float, now: float) -> bool:
@@ -881,16 +883,18 @@ def lease_lost(renewed: bool, lease_deadline: float, now: float) -> bool:
     return renewed and now >= lease_deadline
 
 
-def lease_ran_out(lock_key: str) -> RedisLockError:
+def lease_ran_out(lock_key: str, failure: BaseException | None) -> BaseException:
     """Log and return the cause recorded when an auto-renewed hold's lease ran out unconfirmed.
 
-    Called once per loss, by whoever sees it first (``lost``); renewal then stops
-    without another word (``_renewal._settle``).
+    The cause is the error renewal was retrying (``failure``), if any. Called once
+    per loss, by whoever sees it first (``lost``); renewal then stops without
+    another word (``_renewal._settle``).
     """
-    logger_for_refresh_thread.error(
-        "Lost Lock(%r): %s.", lock_key, "its lease ran out before Redis confirmed a renewal"
-    )
-    return RedisLockError(f"Lock({lock_key})'s lease ran out before Redis confirmed a renewal.")
+    reason = "its lease ran out before Redis confirmed a renewal"
+    if failure is not None:
+        reason = f"renewal kept failing until its lease ran out ({failure!r})"
+    logger_for_refresh_thread.error("Lost Lock(%r): %s.", lock_key, reason)
+    return failure if failure is not None else RedisLockError(f"Lock({lock_key})'s {reason}.")
 
 
 def lease_end(sent: float, expire: float | None, current: float) -> float:

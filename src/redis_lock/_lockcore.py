@@ -173,7 +173,7 @@ class LockCore(Host, Generic[C]):
         if self._lease.lost is None and _core.lease_lost(
             self._lease.renewed, self._lease.deadline, mod_time.monotonic()
         ):
-            self._lease.lost = _core.lease_ran_out(self._name)
+            self._lease.lost = _core.lease_ran_out(self._name, self._lease.failure)
         return self._lease.lost is not None
 
     # -- renewal hooks, one per flavour ---------------------------------------------

@@ -146,6 +146,7 @@ def _settle(entry: _Entry[Any], result: _Result, now: float) -> bool:
     if error is None:
         if deadline is not None:
             lease.deadline = deadline
+        lease.failure = None
         entry.delay = _core.RENEWAL_RETRY_DELAY
         entry.retrying = False
         entry.due = now + entry.interval
@@ -163,6 +164,7 @@ def _settle(entry: _Entry[Any], result: _Result, now: float) -> bool:
     if outcome.retry_in is None:
         logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", entry.key)
         return False
+    lease.failure = error
     entry.delay = outcome.next_delay
     entry.retrying = True
     entry.due = now + outcome.retry_in
