@@ -53,4 +53,4 @@ say "pytest with branch coverage of src/redis_lock (HYPOTHESIS_PROFILE=$HYPOTHES
 # a run narrowed by arguments (scripts/test.sh -k NAME) only reports.
 cov_floor=()
 [ "$#" = 0 ] || cov_floor=(--cov-fail-under=0)
-.venv/bin/pytest --cov --cov-report=term-missing ${cov_floor[@]+"${cov_floor[@]}"} "$@"
+.venv/bin/pytest --cov --cov-report=term-missing --durations=15 ${cov_floor[@]+"${cov_floor[@]}"} "$@"
