@@ -203,7 +203,9 @@ def drive(client: Any, steps: Steps[T], host: Host | None = None) -> T:
         effect: Effect = item  # until done, what the steps yield is an effect
         result, error = None, None
         try:
-            if isinstance(effect, Sleep):
+            if type(effect) is Call:  # the common case first: no isinstance chain
+                result = getattr(client, effect.method)(*effect.args, **effect.kwargs)
+            elif isinstance(effect, Sleep):
                 mod_time.sleep(max(0.0, effect.until - mod_time.monotonic()))
             elif isinstance(effect, Collect):
                 result = list(getattr(client, effect.method)(**effect.kwargs))
@@ -255,7 +257,9 @@ async def drive_async(client: Any, steps: Steps[T], host: Host | None = None) ->
         result: Any = None
         error: BaseException | None = None
         try:
-            if isinstance(effect, Sleep):
+            if type(effect) is Call:  # the common case first: no isinstance chain
+                result = await getattr(client, effect.method)(*effect.args, **effect.kwargs)
+            elif isinstance(effect, Sleep):
                 await asyncio.sleep(max(0.0, effect.until - mod_time.monotonic()))
             elif isinstance(effect, Collect):
                 result = [entry async for entry in getattr(client, effect.method)(**effect.kwargs)]
