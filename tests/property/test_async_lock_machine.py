@@ -26,7 +26,7 @@ import contextlib
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import pytest
 import redis
@@ -49,7 +49,7 @@ from redis_lock import RedisLockError
 
 from .._topology import async_wait_for, blocked_in
 from . import strategies as s
-from .test_lock_machine import MAX_HANDLES, SLACK, Held, LockMachine, Outcome, lock_key, outcome
+from .test_lock_machine import MAX_HANDLES, SLACK, Held, LockMachine, ModelView, Outcome, lock_key, outcome
 
 T = TypeVar("T")
 
@@ -167,12 +167,12 @@ class AsyncLockMachine(RuleBasedStateMachine):
 
     # -- helpers ---------------------------------------------------------------
 
-    def sync_view(self) -> LockMachine:
+    def sync_view(self) -> ModelView:
         """This machine as the sync machine's helpers, world rules and Redis invariants see it.
 
         They only use ``model`` (the same dict of ``Held``) and ``plain``, which this machine has too.
         """
-        return cast("LockMachine", self)
+        return self
 
     def owner(self, name: str) -> str | None:
         return LockMachine.owner(self.sync_view(), name)

@@ -14,7 +14,7 @@ import contextlib
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import pytest
 import redis
@@ -88,6 +88,16 @@ def receipt_key(name: str) -> bytes:
     return ("lock-released:" + name).encode()
 
 
+class ModelView(Protocol):
+    """What the world rules and the Redis invariants use of a machine: its model and a plain client.
+
+    The asyncio machine has both too, so it reuses those methods as they are.
+    """
+
+    model: dict[str, Held]
+    plain: redis.Redis
+
+
 class LockMachine(RuleBasedStateMachine):
     """Drive Lock handles over a few names and check them against a dict model."""
 
@@ -110,7 +120,7 @@ class LockMachine(RuleBasedStateMachine):
 
     # -- helpers ---------------------------------------------------------------
 
-    def owner(self, name: str) -> str | None:
+    def owner(self: ModelView, name: str) -> str | None:
         held = self.model.get(name)
         return None if held is None else held.owner
 
@@ -240,7 +250,7 @@ class LockMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: bool(self.model))
     @rule(data=st.data())
-    def key_expires(self, data: st.DataObject) -> None:
+    def key_expires(self: ModelView, data: st.DataObject) -> None:
         """A held lock's key really expires (its lease ran out)."""
         name = data.draw(st.sampled_from(sorted(self.model)))
         key = lock_key(name)
@@ -253,27 +263,27 @@ class LockMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: bool(self.model))
     @rule(data=st.data())
-    def foreign_delete(self, data: st.DataObject) -> None:
+    def foreign_delete(self: ModelView, data: st.DataObject) -> None:
         """Someone deletes a held lock's key behind its owner's back (the lock is lost)."""
         name = data.draw(st.sampled_from(sorted(self.model)))
         assert self.plain.delete(lock_key(name)) == 1
         del self.model[name]
 
     @rule(name=s.names)
-    def foreign_takeover(self, name: str) -> None:
+    def foreign_takeover(self: ModelView, name: str) -> None:
         """Another client (a 4.x process, say) holds the lock without expiry once the key is free."""
         if self.plain.set(lock_key(name), FOREIGN_ID, nx=True):
             self.model[name] = Held(FOREIGN_ID, None)
 
     @rule()
-    def script_flush(self) -> None:
+    def script_flush(self: ModelView) -> None:
         """The server forgets every script (a restart, a failover, an operator's SCRIPT FLUSH)."""
         self.plain.script_flush()
 
     # -- invariants ----------------------------------------------------------------------
 
     @invariant()
-    def redis_matches_model(self) -> None:
+    def redis_matches_model(self: ModelView) -> None:
         """Each name's key holds the modelled owner, with the modelled kind of expiry."""
         for name in s.NAMES:
             held = self.model.get(name)
@@ -299,7 +309,7 @@ class LockMachine(RuleBasedStateMachine):
             assert not handle.lock.lost
 
     @invariant()
-    def keyspace_is_clean(self) -> None:
+    def keyspace_is_clean(self: ModelView) -> None:
         """Only lock keys of held names, short-lived one-element signal lists and release receipts exist."""
         held = {lock_key(name) for name in self.model}
         signals = {signal_key(name) for name in s.NAMES}
