@@ -24,6 +24,7 @@ import valkey.asyncio
 import redis_lock
 from redis_lock._scripts import ACQUIRE, UNLOCK
 
+from ._clients import AsyncDelegating
 from ._topology import async_wait_for
 from .conftest import CLIENT_KINDS, ClientKind, _kind_id
 
@@ -74,7 +75,7 @@ def commandstats(client: redis.Redis) -> dict[str, int]:
     }
 
 
-class Gated:
+class Gated(AsyncDelegating):
     """A hand-written asyncio client, not a redis.asyncio.Redis, over a real one.
 
     Every command goes to the real client, but the reply of one script (by SHA1)
@@ -84,14 +85,10 @@ class Gated:
     """
 
     def __init__(self, inner: Any, sha: str) -> None:
-        self.inner = inner
+        super().__init__(inner)
         self.sha = sha
         self.ran = asyncio.Event()
         self.gate = asyncio.Event()
-
-    async def execute_command(self, *args: Any) -> object:
-        reply: object = await self.inner.execute_command(*args)
-        return reply
 
     async def evalsha(self, sha: str, numkeys: int, /, *keys_and_args: str) -> object:
         reply: object = await self.inner.evalsha(sha, numkeys, *keys_and_args)
@@ -99,29 +96,6 @@ class Gated:
             self.ran.set()
             await self.gate.wait()
         return reply
-
-    async def script_load(self, script: bytes, /) -> object:
-        reply: object = await self.inner.script_load(script)
-        return reply
-
-    async def get(self, name: str, /) -> object:
-        reply: object = await self.inner.get(name)
-        return reply
-
-    async def exists(self, *names: str) -> object:
-        reply: object = await self.inner.exists(*names)
-        return reply
-
-    async def blpop(self, keys: list[str], timeout: Any, /) -> object:
-        reply: object = await self.inner.blpop(keys, timeout)
-        return reply
-
-    async def scan(self, cursor: int = 0, match: str | None = None, count: int | None = None) -> object:
-        reply: object = await self.inner.scan(cursor=cursor, match=match, count=count)
-        return reply
-
-    async def __aenter__(self) -> Gated:
-        return self
 
 
 # -- acquire and release ---------------------------------------------------------
