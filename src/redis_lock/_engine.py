@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine
 
 __all__ = [
+    "Block",
     "Call",
     "Collect",
     "EnterGate",
@@ -64,6 +65,19 @@ class Call:
     method: str
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=_no_kwargs)
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Call a blocking ``client.<method>(*args)`` (``BLPOP``) and send back what it returns.
+
+    As :class:`Call`, except that on asyncio a cancellation ends the wait at once,
+    even if it lands where the client would swallow it (see ``_blocking``).
+    """
+
+    method: str
+    args: tuple[Any, ...] = ()
 
 
 @final
@@ -148,7 +162,7 @@ class Guarded(Generic[T]):
     pending: Pending = field(default_factory=Pending)
 
 
-Effect: TypeAlias = "Call | Collect | Pipeline | Sleep | EnterGate | StopRenewal | Guarded[Any]"
+Effect: TypeAlias = "Call | Block | Collect | Pipeline | Sleep | EnterGate | StopRenewal | Guarded[Any]"
 #: A primitive's steps: yields effects, is sent their results, returns ``T``.
 Steps: TypeAlias = Generator[Effect, Any, T]
 
@@ -169,10 +183,12 @@ class Host:
 # pass the gate) is started by _begin, whose result the async driver awaits.
 
 
-def _begin(client: Any, effect: Call | Pipeline | EnterGate | StopRenewal, host: Host | None) -> Any:
+def _begin(client: Any, effect: Call | Block | Pipeline | EnterGate | StopRenewal, host: Host | None) -> Any:
     """Start ``effect``: its result, or on asyncio the awaitable of it."""
     if isinstance(effect, Call):
         return getattr(client, effect.method)(*effect.args, **effect.kwargs)
+    if isinstance(effect, Block):
+        return getattr(client, effect.method)(*effect.args)
     if isinstance(effect, Pipeline):
         try:
             pipe = client.pipeline(transaction=False)
@@ -263,6 +279,8 @@ async def drive_async(client: Any, steps: Steps[T], host: Host | None = None) ->
                 await asyncio.sleep(max(0.0, effect.until - mod_time.monotonic()))
             elif isinstance(effect, Collect):
                 result = [entry async for entry in getattr(client, effect.method)(**effect.kwargs)]
+            elif isinstance(effect, Block):
+                result = await _blocking(_begin(client, effect, host))
             elif isinstance(effect, Guarded):
                 result = await _guarded(client, effect, host)
             else:
@@ -274,6 +292,39 @@ async def drive_async(client: Any, steps: Steps[T], host: Host | None = None) ->
         done, item = _advance(steps, result, error)
     answer: T = item
     return answer
+
+
+async def _blocking(call: Coroutine[Any, Any, Any]) -> Any:
+    """Await a blocking command so that a cancellation of the caller ends it at once.
+
+    Awaited in place, a cancellation can be lost inside the client: Python 3.11's
+    :func:`asyncio.wait_for`, with which redis-py sends a command when it has a
+    ``socket_timeout``, returns the send's result if the cancellation lands just as
+    the send finishes, and the task then goes on into a ``BLPOP`` of many seconds.
+    Run in a task of its own, the command is waited for here, where the caller's
+    cancellation always lands; the command is then cancelled until it has ended.
+    """
+    task = asyncio.ensure_future(call)
+    try:
+        await asyncio.wait((task,))
+    except asyncio.CancelledError:
+        # A second cancellation interrupts only this wait; the command still ends.
+        await asyncio.shield(in_background(_cancel_until_done(task)))
+        raise
+    return task.result()
+
+
+async def _cancel_until_done(task: asyncio.Future[Any]) -> None:
+    """Cancel ``task`` again and again until it has ended (it may swallow a cancellation, see ``_blocking``)."""
+    while not task.done():
+        task.cancel()
+        await asyncio.wait((task,), timeout=_RECANCEL_EVERY)
+    if not task.cancelled():
+        task.exception()  # retrieved: the caller is cancelled, the command's own outcome is moot
+
+
+#: How long a cancelled blocking command may take to end before it is cancelled again.
+_RECANCEL_EVERY: Final = 0.05
 
 
 async def _guarded(client: Any, effect: Guarded[Any], host: Host | None) -> Any:

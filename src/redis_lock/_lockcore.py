@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 
 from . import _clients, _core, _keys
 from ._core import logger_for_acquire, logger_for_refresh_start, logger_for_release
-from ._engine import Call, Collect, EnterGate, Guarded, Host, Sleep, Steps, StopRenewal
+from ._engine import Block, Call, Collect, EnterGate, Guarded, Host, Sleep, Steps, StopRenewal
 from ._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, run, run_then_wait
 
 if TYPE_CHECKING:
@@ -280,7 +280,7 @@ class LockCore(Host, Generic[C]):
             # lock at their next re-check (at most a wait chunk, see _core.MAX_WAIT_CHUNK).
             if step.blpop:
                 try:
-                    woken = yield Call("blpop", ([self._signal], step.blpop))
+                    woken = yield Block("blpop", ([self._signal], step.blpop))
                 except Exception as exc:
                     # A failover cut the wait short: try again at once, as on a
                     # wake-up, but never twice in a row (no spinning on a broken wait).
