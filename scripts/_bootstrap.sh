@@ -62,9 +62,10 @@ ensure_venv() {
     stamp="$(cat "$requirements" pyproject.toml | sha256sum | cut -d' ' -f1)"
     if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
         say "installing the dev dependencies ($requirements) into .venv"
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
-        .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+        # uv (the version that compiled dev.txt) installs the ~90 packages in parallel: a minute faster than pip.
+        .venv/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+        .venv/bin/uv pip install --quiet --python .venv/bin/python -r "$requirements"
+        .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
         echo "$stamp" > .venv/.installed
     fi
 }

@@ -48,9 +48,16 @@ valkey_server="$(.venv/bin/python -c 'from tests._server import valkey_server_bi
 say "valkey server: $(server_version "$valkey_server") ($valkey_server)"
 # python-redis-lock 4.0.1, loaded beside us by tests/test_interop_4x.py (which fails, not skips, without it).
 ensure_prl401
-say "pytest with branch coverage of src/redis_lock (HYPOTHESIS_PROFILE=$HYPOTHESIS_PROFILE)"
 # [tool.coverage] in pyproject.toml: prints the missing lines and branches; a whole run fails below its fail_under,
-# a run narrowed by arguments (scripts/test.sh -k NAME) only reports.
-cov_floor=()
-[ "$#" = 0 ] || cov_floor=(--cov-fail-under=0)
-.venv/bin/pytest --cov --cov-report=term-missing --durations=15 ${cov_floor[@]+"${cov_floor[@]}"} "$@"
+# a run narrowed by arguments (scripts/test.sh -k NAME) only reports, in one pytest run.
+# Most tests wait on Redis or a clock, so a whole run takes them four at a time in worker processes (pytest-xdist;
+# --dist loadfile: a module's tests and its module fixtures stay in one worker); then the tests marked serial
+# (timing-sensitive under CPU load) run alone, and the coverage of both runs is reported together.
+if [ "$#" != 0 ]; then
+    say "pytest with branch coverage of src/redis_lock (HYPOTHESIS_PROFILE=$HYPOTHESIS_PROFILE)"
+    exec .venv/bin/pytest --cov --cov-report=term-missing --cov-fail-under=0 --durations=15 "$@"
+fi
+say "pytest, 4 workers, with branch coverage of src/redis_lock (HYPOTHESIS_PROFILE=$HYPOTHESIS_PROFILE)"
+.venv/bin/pytest -n 4 --dist loadfile -m "not serial" --cov --cov-report= --cov-fail-under=0 --durations=15
+say "pytest, the serial tests alone; coverage of both runs"
+.venv/bin/pytest -m serial --cov --cov-append --cov-report=term-missing --durations=5
