@@ -522,6 +522,7 @@ async def test_cancelled_acquire_ends_even_if_the_client_loses_the_cancellation_
 ) -> None:
     """An acquire cancelled in a BLPOP that loses the cancellation and blocks in Redis still ends at once, and the BLPOP with it."""
     client = LosingRedis.from_url(redis_url)
+    assert isinstance(client, LosingRedis)
     client.started = asyncio.Event()
     holder = redis_lock.AsyncLock(client, "busy", id="holder")
     assert await holder.acquire()

@@ -318,7 +318,10 @@ class LockMachine(RuleBasedStateMachine):
             if key in held:
                 continue
             # Read in one MULTI: a short-lived key may expire between two separate reads.
-            kind, ttl = self.plain.pipeline(transaction=True).type(key).pttl(key).execute()
+            pipe = self.plain.pipeline(transaction=True)
+            pipe.type(key)
+            pipe.pttl(key)
+            kind, ttl = pipe.execute()
             if kind == b"none":
                 continue  # expired since the SCAN
             assert ttl != -1, f"{key!r} would never expire"
