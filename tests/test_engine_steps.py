@@ -790,9 +790,17 @@ def test_drivers_throw_errors_in_and_sleep_on_the_clock(clock: FakeClock) -> Non
     assert asyncio.run(_engine.drive_async(aclient, _handles_an_error(clock))) == "1 after 0.25"
 
 
+class _RenewingLock(Lock):
+    """A lock whose renewal is running, as far as its release's steps can tell."""
+
+    @property
+    def _renewing(self) -> bool:
+        return True
+
+
 def test_release_stops_renewal_before_unlocking(clock: FakeClock) -> None:
     """A release's steps stop renewal (until the lease ends) before sending unlock.lua, inside one Guarded."""
-    lock = Lock(ScriptedClient(clock), "job", expire=10, strict=False)  # type: ignore[arg-type]
+    lock = _RenewingLock(ScriptedClient(clock), "job", expire=10, strict=False)  # type: ignore[arg-type]
     (guarded,) = list(lock._release_steps())
     assert isinstance(guarded, _engine.Guarded)
     body = guarded.steps
@@ -801,3 +809,13 @@ def test_release_stops_renewal_before_unlocking(clock: FakeClock) -> None:
     second = body.send(None)
     assert isinstance(second, Call)
     assert (second.method, second.args[0]) == ("evalsha", UNLOCK.sha1)
+
+
+def test_release_without_renewal_goes_straight_to_unlock(clock: FakeClock) -> None:
+    """With no renewal to stop (4.x tested ``_lock_renewal_thread``), the release's first effect is unlock.lua."""
+    lock = Lock(ScriptedClient(clock), "job", expire=10, strict=False)  # type: ignore[arg-type]
+    (guarded,) = list(lock._release_steps())
+    assert isinstance(guarded, _engine.Guarded)
+    first = next(guarded.steps)
+    assert isinstance(first, Call)
+    assert (first.method, first.args[0]) == ("evalsha", UNLOCK.sha1)

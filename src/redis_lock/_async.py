@@ -77,6 +77,10 @@ class AsyncLock(LockCore["AsyncRedisClient"]):
 
     _flavour = "async"
 
+    @property
+    def _renewing(self) -> bool:
+        return self._lock_renewal is not None
+
     def _new_gate(self) -> _local.TaskGate:
         return _local.TaskGate()
 

@@ -58,7 +58,7 @@ def _no_kwargs() -> dict[str, Any]:
 
 
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Call:
     """Call ``client.<method>(*args, **kwargs)`` and send back what it returns (awaited, on asyncio)."""
 
@@ -68,7 +68,7 @@ class Call:
 
 
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Block:
     """Call a blocking ``client.<method>(*args)`` (``BLPOP``) and send back what it returns.
 
@@ -81,7 +81,7 @@ class Block:
 
 
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Collect:
     """Iterate ``client.<method>(**kwargs)`` (an async iterator on asyncio); send back the items as a list."""
 
@@ -90,7 +90,7 @@ class Collect:
 
 
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Pipeline:
     """Send ``commands`` in one non-transactional pipeline; send back the list of replies (errors as values).
 
@@ -105,7 +105,7 @@ class PipelineRefused(Exception):
 
 
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Sleep:
     """Sleep until the ``monotonic()`` time ``until``."""
 
@@ -113,7 +113,7 @@ class Sleep:
 
 
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class EnterGate:
     """Pass the lock object's local gate (``_local``); send back the ticket, or None."""
 
@@ -122,44 +122,36 @@ class EnterGate:
 
 
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class StopRenewal:
     """End the lock object's auto-renewal, waiting for an extend in flight until ``until`` at most."""
 
     until: float
 
 
-class Pending:
-    """Something an effect left running after a cancellation; ``when_done`` runs a callback when it ends."""
-
-    __slots__ = ("_task",)
-
-    def __init__(self) -> None:
-        self._task: asyncio.Future[Any] | None = None
-
-    def when_done(self, callback: Callable[[], None]) -> None:
-        """Run ``callback`` once it has ended (at once if nothing is running)."""
-        if self._task is None or self._task.done():
-            callback()
-        else:
-            self._task.add_done_callback(lambda _: callback())
-
-
 @final
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Guarded(Generic[T]):
     """Run ``steps`` to completion even if the caller is cancelled; send back their answer.
 
     On asyncio, a cancellation that lands meanwhile lets ``steps`` finish in a
     task of their own, then runs ``undo(answer)`` (if ``steps`` did not raise),
     and only then lets :class:`asyncio.CancelledError` reach the caller; a second
-    cancellation leaves both running in the background, tracked by ``pending``.
+    cancellation leaves both running in the background, as ``pending``.
     A synchronous call cannot be cancelled: the driver just runs ``steps``.
     """
 
     steps: Steps[T]
     undo: Callable[[T], Steps[None]] | None = None
-    pending: Pending = field(default_factory=Pending)
+    #: What the driver left running after a cancellation (set by it alone), else None.
+    pending: asyncio.Future[Any] | None = None
+
+    def when_done(self, callback: Callable[[], None]) -> None:
+        """Run ``callback`` once nothing of this effect is running any more (at once if nothing is)."""
+        if self.pending is None or self.pending.done():
+            callback()
+        else:
+            self.pending.add_done_callback(lambda _: callback())
 
 
 Effect: TypeAlias = "Call | Block | Collect | Pipeline | Sleep | EnterGate | StopRenewal | Guarded[Any]"
@@ -183,57 +175,55 @@ class Host:
 # pass the gate) is started by _begin, whose result the async driver awaits.
 
 
-def _begin(client: Any, effect: Call | Block | Pipeline | EnterGate | StopRenewal, host: Host | None) -> Any:
-    """Start ``effect``: its result, or on asyncio the awaitable of it."""
-    if isinstance(effect, Call):
-        return getattr(client, effect.method)(*effect.args, **effect.kwargs)
-    if isinstance(effect, Block):
-        return getattr(client, effect.method)(*effect.args)
-    if isinstance(effect, Pipeline):
-        try:
-            pipe = client.pipeline(transaction=False)
-            for command in effect.commands:
-                pipe.execute_command(*command)
-        except Exception as exc:
-            raise PipelineRefused(repr(exc)) from exc
-        return pipe.execute(raise_on_error=False)
-    assert host is not None, effect
-    if isinstance(effect, EnterGate):
+def _begin(client: Any, effect: Block | Pipeline | EnterGate | StopRenewal, host: Host | None) -> Any:
+    """Start ``effect``: its result, or on asyncio the awaitable of it (Call is the drivers' own fast path)."""
+    if type(effect) is EnterGate:
+        assert host is not None, effect
         # The drivers are the other half of Host, whose members are private to the engine and the lock classes.
         return host._gate.enter(blocking=effect.blocking, deadline=effect.deadline)  # pyright: ignore[reportPrivateUsage]
-    return host._stop_renewal(effect.until)  # pyright: ignore[reportPrivateUsage]
-
-
-def _advance(steps: Steps[Any], result: Any, error: BaseException | None) -> tuple[bool, Any]:
-    """Hand ``steps`` the last result (or error): (False, the next effect) or (True, their answer)."""
+    if type(effect) is StopRenewal:
+        assert host is not None, effect
+        return host._stop_renewal(effect.until)  # pyright: ignore[reportPrivateUsage]
+    if type(effect) is Block:
+        return getattr(client, effect.method)(*effect.args)
     try:
-        return False, (steps.send(result) if error is None else steps.throw(error))
-    except StopIteration as done:
-        return True, done.value
+        pipe = client.pipeline(transaction=False)
+        for command in effect.commands:
+            pipe.execute_command(*command)
+    except Exception as exc:
+        raise PipelineRefused(repr(exc)) from exc
+    return pipe.execute(raise_on_error=False)
 
 
 def drive(client: Any, steps: Steps[T], host: Host | None = None) -> T:
     """Run ``steps`` to their answer, performing each effect with the synchronous ``client``."""
-    done, item = _advance(steps, None, None)
-    while not done:
-        effect: Effect = item  # until done, what the steps yield is an effect
-        result, error = None, None
-        try:
-            if type(effect) is Call:  # the common case first: no isinstance chain
-                result = getattr(client, effect.method)(*effect.args, **effect.kwargs)
-            elif isinstance(effect, Sleep):
-                mod_time.sleep(max(0.0, effect.until - mod_time.monotonic()))
-            elif isinstance(effect, Collect):
-                result = list(getattr(client, effect.method)(**effect.kwargs))
-            elif isinstance(effect, Guarded):
-                result = drive(client, effect.steps, host)
-            else:
-                result = _begin(client, effect, host)
-        except Exception as exc:
-            error = exc
-        done, item = _advance(steps, result, error)
-    answer: T = item
-    return answer
+    send, throw = steps.send, steps.throw
+    try:
+        effect: Effect = send(None)
+        while True:
+            try:
+                if type(effect) is Call:  # effect classes are final: exact types, the most frequent first
+                    result = getattr(client, effect.method)(*effect.args, **effect.kwargs)
+                elif (
+                    type(effect) is Guarded
+                ):  # effect classes are final: exact types, the most frequent first
+                    result = drive(client, effect.steps, host)
+                elif type(effect) is Sleep:  # effect classes are final: exact types, the most frequent first
+                    mod_time.sleep(max(0.0, effect.until - mod_time.monotonic()))
+                    result = None
+                elif (
+                    type(effect) is Collect
+                ):  # effect classes are final: exact types, the most frequent first
+                    result = list(getattr(client, effect.method)(**effect.kwargs))
+                else:
+                    result = _begin(client, effect, host)
+            except Exception as exc:
+                effect = throw(exc)
+                continue
+            effect = send(result)
+    except StopIteration as done:
+        answer: T = done.value
+        return answer
 
 
 def _cancelling() -> Callable[[], int] | None:
@@ -267,31 +257,37 @@ async def drive_async(client: Any, steps: Steps[T], host: Host | None = None) ->
     """
     cancelling = _cancelling()
     before = cancelling() if cancelling is not None else 0
-    done, item = _advance(steps, None, None)
-    while not done:
-        effect: Effect = item  # until done, what the steps yield is an effect
-        result: Any = None
-        error: BaseException | None = None
-        try:
-            if type(effect) is Call:  # the common case first: no isinstance chain
-                result = await getattr(client, effect.method)(*effect.args, **effect.kwargs)
-            elif isinstance(effect, Sleep):
-                await asyncio.sleep(max(0.0, effect.until - mod_time.monotonic()))
-            elif isinstance(effect, Collect):
-                result = [entry async for entry in getattr(client, effect.method)(**effect.kwargs)]
-            elif isinstance(effect, Block):
-                result = await _blocking(_begin(client, effect, host))
-            elif isinstance(effect, Guarded):
-                result = await _guarded(client, effect, host)
-            else:
-                result = await _begin(client, effect, host)
-            if cancelling is not None and cancelling() > before:
-                error = asyncio.CancelledError()  # requested meanwhile, but swallowed below us
-        except (Exception, asyncio.CancelledError) as exc:
-            error = exc
-        done, item = _advance(steps, result, error)
-    answer: T = item
-    return answer
+    send, throw = steps.send, steps.throw
+    try:
+        effect: Effect = send(None)
+        while True:
+            try:
+                if type(effect) is Call:  # effect classes are final: exact types, the most frequent first
+                    result = await getattr(client, effect.method)(*effect.args, **effect.kwargs)
+                elif (
+                    type(effect) is Guarded
+                ):  # effect classes are final: exact types, the most frequent first
+                    result = await _guarded(client, effect, host)
+                elif type(effect) is Block:  # effect classes are final: exact types, the most frequent first
+                    result = await _blocking(_begin(client, effect, host))
+                elif type(effect) is Sleep:  # effect classes are final: exact types, the most frequent first
+                    await asyncio.sleep(max(0.0, effect.until - mod_time.monotonic()))
+                    result = None
+                elif (
+                    type(effect) is Collect
+                ):  # effect classes are final: exact types, the most frequent first
+                    result = [entry async for entry in getattr(client, effect.method)(**effect.kwargs)]
+                else:
+                    result = await _begin(client, effect, host)
+                if cancelling is not None and cancelling() > before:
+                    raise asyncio.CancelledError  # requested meanwhile, but swallowed below us
+            except (Exception, asyncio.CancelledError) as exc:
+                effect = throw(exc)
+                continue
+            effect = send(result)
+    except StopIteration as done:
+        answer: T = done.value
+        return answer
 
 
 async def _blocking(call: Coroutine[Any, Any, Any]) -> Any:
@@ -339,8 +335,7 @@ async def _guarded(client: Any, effect: Guarded[Any], host: Host | None) -> Any:
         return await asyncio.shield(task)
     except asyncio.CancelledError:
         undo = in_background(_undo(client, task, effect.undo, host))
-        # Pending is set only here, by the driver that left the undo running; its users only read it.
-        effect.pending._task = undo  # pyright: ignore[reportPrivateUsage]
+        effect.pending = undo
         # A second cancellation interrupts only this wait; the undo goes on.
         await asyncio.shield(undo)
         raise

@@ -190,6 +190,11 @@ class LockCore(Host, Generic[C]):
             gate = self.__dict__.setdefault("_gate_object", self._new_gate())
         return gate
 
+    @property
+    def _renewing(self) -> bool:  # pragma: no cover - overridden by Lock and AsyncLock
+        """Whether this object has a renewal to stop (the 4.x test before ``_stop_lock_renewer``)."""
+        raise NotImplementedError
+
     def _new_gate(self) -> Any:  # pragma: no cover - overridden by Lock and AsyncLock
         """A new local gate: a ThreadGate, or a TaskGate."""
         raise NotImplementedError
@@ -237,7 +242,7 @@ class LockCore(Host, Generic[C]):
                 # A cancelled attempt may still be undone in the background (see
                 # _engine.Guarded): the gate stays closed until Redis has answered.
                 leave = functools.partial(self._gate.leave, ticket)
-                guards[-1].pending.when_done(leave) if guards else leave()
+                guards[-1].when_done(leave) if guards else leave()
             raise
         if not acquired:
             if not again:
@@ -319,7 +324,11 @@ class LockCore(Host, Generic[C]):
         with the first as its context, and the key lives until it expires.
         """
         if not self._wait_replicas:
-            return (yield from run(ACQUIRE, request.keys, request.args, cluster=self._cluster))
+            return run(ACQUIRE, request.keys, request.args, cluster=self._cluster)
+        return self._acquire_replicated_steps(request)
+
+    def _acquire_replicated_steps(self, request: _core.AcquireRequest) -> Steps[object]:
+        """acquire.lua and WAIT in one round trip; too few acknowledgements release the lock again."""
         reply, acknowledged = yield from run_then_wait(
             ACQUIRE,
             request.keys,
@@ -359,13 +368,11 @@ class LockCore(Host, Generic[C]):
 
     def _unlock_steps(self) -> Steps[object]:
         """Run unlock.lua once for this call, with a receipt that recognises the client's retries of it."""
-        return (
-            yield from run(
-                UNLOCK,
-                (self._name, self._signal, self._receipt),
-                _core.unlock_args(self._id, self._signal_expire, self._receipt_ttl_ms),
-                cluster=self._cluster,
-            )
+        return run(
+            UNLOCK,
+            (self._name, self._signal, self._receipt),
+            _core.unlock_args(self._id, self._signal_expire, self._receipt_ttl_ms),
+            cluster=self._cluster,
         )
 
     def _release_steps(self) -> Steps[None]:
@@ -377,7 +384,8 @@ class LockCore(Host, Generic[C]):
     def _release_body(self, ticket: Ticket | None) -> Steps[None]:
         try:
             self.lost  # noqa: B018 (latches a lease that ran out, to report it below)
-            yield StopRenewal(self._lease.deadline)
+            if self._renewing:  # as 4.x: stopped only if there is a renewal to stop
+                yield StopRenewal(self._lease.deadline)
             logger_for_release.debug("Releasing Lock(%r).", self._name)
             reply = yield from self._unlock_steps()
             # Redis has answered: only now forget a loss, so that a release that failed
@@ -419,7 +427,8 @@ class LockCore(Host, Generic[C]):
     def _reset_steps(self) -> Steps[None]:
         ticket = self._gate.begin_release()
         try:
-            yield StopRenewal(self._lease.deadline)
+            if self._renewing:
+                yield StopRenewal(self._lease.deadline)
             yield from run(
                 RESET, (self._name, self._signal), (str(self._signal_expire),), cluster=self._cluster
             )

@@ -71,6 +71,10 @@ class Lock(LockCore["RedisClient"]):
 
     _flavour = "sync"
 
+    @property
+    def _renewing(self) -> bool:
+        return self._lock_renewal_thread is not None
+
     def _new_gate(self) -> _local.ThreadGate:
         return _local.ThreadGate()
 
