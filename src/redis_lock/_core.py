@@ -19,7 +19,7 @@ from base64 import b64encode
 from dataclasses import dataclass
 from logging import getLogger
 from os import urandom
-from typing import Final, Literal, NamedTuple, TypeGuard, final
+from typing import Final, Literal, TypeAlias, TypeGuard, final
 
 from ._clients import check_client, client_socket_timeout, is_cluster_client
 from ._exceptions import (
@@ -356,16 +356,10 @@ class LockOptions:
     cluster: bool
 
 
-class LockSettings(NamedTuple):
-    """A lock's validated constructor arguments, as both flavours store them (a tuple: cheap to build)."""
-
-    lock_key: str
-    signal_key: str
-    receipt_key: str
-    id: str
-    #: The id was generated for this instance (``id=None``), so no other instance has it.
-    generated_id: bool
-    options: LockOptions
+#: A lock's validated constructor arguments, as both flavours store them: the lock, signal and receipt
+#: keys, the id, whether the id was generated for this instance (``id=None``: no other instance has it),
+#: and the options. A plain tuple: the cheapest thing to build on the hot path.
+LockSettings: TypeAlias = "tuple[str, str, str, str, bool, LockOptions]"
 
 
 def lock_settings(
@@ -386,15 +380,14 @@ def lock_settings(
 
     Building a lock per use (``with redis_lock.Lock(conn, name):``) is the common
     idiom, so this is on the hot path: what depends on the client's class is
-    decided once per class (``_clients``), and the options, validated once per
-    combination of values (:func:`lock_options`, keyed by value *and type*, so
-    ``True`` never passes for ``1``); only the name and the id are looked at anew.
+    decided once per class (``_clients``); the name and the options are validated
+    once per combination of values (:func:`named_settings`, keyed by value *and
+    type*, so ``True`` never passes for ``1``); only the id is looked at anew.
     """
     check_client(client, strict=validate_flag(strict, "strict"), flavour=flavour)
-    cluster = is_cluster_client(client)
-    lock_key, signal_key = keys_for(validate_name(name), cluster=cluster)
-    socket_timeout = client_socket_timeout(client)
     arguments = (
+        type(client).__qualname__,
+        name,
         expire,
         auto_renewal,
         signal_expire,
@@ -402,29 +395,24 @@ def lock_settings(
         timeout,
         wait_replicas,
         wait_replicas_timeout,
-        socket_timeout,
-        cluster,
+        client_socket_timeout(client),
+        is_cluster_client(client),
         callable(getattr(client, "pipeline", None)),
-        type(client).__qualname__,
     )
     try:
-        options = lock_options(*arguments)
+        lock_key, signal_key, receipt, options = named_settings(*arguments)
     except TypeError as exc:
         if isinstance(exc, RedisLockError):
             raise
-        options = lock_options.__wrapped__(*arguments)  # an unhashable argument: validate without the cache
-    return LockSettings(
-        lock_key=lock_key,
-        signal_key=signal_key,
-        receipt_key=receipt_key(lock_key),
-        id=validate_id(id),
-        generated_id=id is None,
-        options=options,
-    )
+        # An unhashable argument: validate without the cache.
+        lock_key, signal_key, receipt, options = named_settings.__wrapped__(*arguments)
+    return lock_key, signal_key, receipt, validate_id(id), id is None, options
 
 
-@functools.lru_cache(maxsize=256, typed=True)
-def lock_options(
+@functools.lru_cache(maxsize=1024, typed=True)
+def named_settings(
+    client_name: str,
+    name: object,
     expire: object,
     auto_renewal: object,
     signal_expire: object,
@@ -435,9 +423,40 @@ def lock_options(
     socket_timeout: object,
     cluster: bool,
     pipelines: bool,
+) -> tuple[str, str, str, LockOptions]:
+    """A lock's keys (lock, signal, receipt) and validated options; cached, see :func:`lock_settings`."""
+    lock_key, signal_key = keys_for(validate_name(name), cluster=cluster)
+    options = lock_options(
+        expire,
+        auto_renewal,
+        signal_expire,
+        blocking,
+        timeout,
+        wait_replicas,
+        wait_replicas_timeout,
+        socket_timeout,
+        cluster=cluster,
+        pipelines=pipelines,
+        client_name=client_name,
+    )
+    return lock_key, signal_key, receipt_key(lock_key), options
+
+
+def lock_options(
+    expire: object,
+    auto_renewal: object,
+    signal_expire: object,
+    blocking: object,
+    timeout: object,
+    wait_replicas: object,
+    wait_replicas_timeout: object,
+    socket_timeout: object,
+    *,
+    cluster: bool,
+    pipelines: bool,
     client_name: str,
 ) -> LockOptions:
-    """Validate a lock's options (in one order, every error naming argument and value); cached, see above."""
+    """Validate a lock's options (in one order, every error naming argument and value)."""
     seconds = validate_expire(expire)
     renew = validate_flag(auto_renewal, "auto_renewal")
     signal_ms = validate_signal_expire(signal_expire)
