@@ -41,6 +41,7 @@ from ._keys import keys_for, receipt_key
 __all__ = [
     "ACQUIRED",
     "BUSY",
+    "DEFAULT_FENCING_EXPIRE",
     "DEFAULT_RECEIPT_TTL_MS",
     "DEFAULT_SIGNAL_EXPIRE_MS",
     "MAX_RECEIPT_TTL_MS",
@@ -74,6 +75,7 @@ __all__ = [
     "exit_release_failed_note",
     "extend_seconds",
     "generate_id",
+    "granted_token",
     "id_for_process",
     "is_interrupted_wait",
     "lease_end",
@@ -102,6 +104,7 @@ __all__ = [
     "to_ms",
     "unlock_args",
     "validate_expire",
+    "validate_fencing_expire",
     "validate_flag",
     "validate_id",
     "validate_name",
@@ -143,6 +146,11 @@ SOCKET_TIMEOUT_FRACTION: Final = 0.5
 UNKNOWN_SOCKET_TIMEOUT_CHUNK: Final = 1.0
 #: Default lifetime of an unconsumed wake-up signal, in milliseconds (as in 4.x).
 DEFAULT_SIGNAL_EXPIRE_MS: Final = 1000
+
+#: How long a name's fencing counter lives after its last grant, by default: 7 days, in seconds.
+#: Losing it is safe (the next token starts from the server's clock, above every earlier
+#: one), so one-off lock names do not keep a key for ever.
+DEFAULT_FENCING_EXPIRE: Final = 7 * 24 * 3600.0
 #: First pause between renewal retries after an error, in seconds; doubles up to the cap.
 RENEWAL_RETRY_DELAY: Final = 0.05
 RENEWAL_RETRY_DELAY_CAP: Final = 1.0
@@ -354,6 +362,10 @@ class LockOptions:
     wait_replicas_timeout: float
     #: The client is a cluster client (scripts reload with EVAL on its nodes).
     cluster: bool
+    #: Every grant mints a fencing token (``lock-fence:<name>``).
+    fencing: bool = False
+    #: How long the fencing counter lives after the last grant, in ms; 0: for ever.
+    fencing_ttl_ms: int = 0
 
 
 #: A lock's validated constructor arguments, as both flavours store them: the lock, signal and receipt
@@ -374,6 +386,8 @@ def lock_settings(
     timeout: object,
     wait_replicas: object,
     wait_replicas_timeout: object,
+    fencing: object,
+    fencing_expire: object,
     flavour: str,
 ) -> LockSettings:
     """Validate every constructor argument of ``Lock``/``AsyncLock``, with no I/O.
@@ -395,6 +409,8 @@ def lock_settings(
         timeout,
         wait_replicas,
         wait_replicas_timeout,
+        fencing,
+        fencing_expire,
         client_socket_timeout(client),
         is_cluster_client(client),
         callable(getattr(client, "pipeline", None)),
@@ -420,6 +436,8 @@ def named_settings(
     timeout: object,
     wait_replicas: object,
     wait_replicas_timeout: object,
+    fencing: object,
+    fencing_expire: object,
     socket_timeout: object,
     cluster: bool,
     pipelines: bool,
@@ -435,6 +453,8 @@ def named_settings(
         wait_replicas,
         wait_replicas_timeout,
         socket_timeout,
+        fencing=fencing,
+        fencing_expire=fencing_expire,
         cluster=cluster,
         pipelines=pipelines,
         client_name=client_name,
@@ -452,6 +472,8 @@ def lock_options(
     wait_replicas_timeout: object,
     socket_timeout: object,
     *,
+    fencing: object = False,
+    fencing_expire: object = DEFAULT_FENCING_EXPIRE,
     cluster: bool,
     pipelines: bool,
     client_name: str,
@@ -472,6 +494,8 @@ def lock_options(
         pipelines=pipelines,
         client_name=client_name,
     )
+    fences = validate_flag(fencing, "fencing")
+    fence_seconds = validate_fencing_expire(fencing_expire)
     return LockOptions(
         expire=seconds,
         signal_expire=signal_ms,
@@ -483,7 +507,29 @@ def lock_options(
         wait_replicas=replicas,
         wait_replicas_timeout=replicas_timeout,
         cluster=cluster,
+        fencing=fences,
+        fencing_ttl_ms=0 if fence_seconds is None else to_ms(fence_seconds),
     )
+
+
+def validate_fencing_expire(fencing_expire: object) -> float | None:
+    """Return ``fencing_expire`` in seconds: None (the counter never expires), or a number from 1 ms to 10**9 s."""
+    if fencing_expire is None:
+        return None
+    if not _is_number(fencing_expire):
+        raise InvalidArgumentType(
+            "fencing_expire must be a number of seconds or None, "
+            f"not {type(fencing_expire).__name__}: fencing_expire={fencing_expire!r}",
+            argument="fencing_expire",
+        )
+    assert isinstance(fencing_expire, int | float)
+    if not 0.001 <= fencing_expire <= MAX_SECONDS:  # also rejects NaN
+        raise InvalidArgument(
+            f"fencing_expire must be between 0.001 and {MAX_SECONDS} seconds, or None: "
+            f"fencing_expire={fencing_expire!r}",
+            argument="fencing_expire",
+        )
+    return float(fencing_expire)
 
 
 # ---------------------------------------------------------------------------
@@ -562,8 +608,10 @@ class AcquireRequest:
 
     blocking: bool
     deadline: float | None
-    keys: tuple[str, str]
-    args: tuple[str, str, str]
+    #: The lock and signal keys, and with fencing the fence key.
+    keys: tuple[str, ...]
+    #: The id, the expire in ms, "owned is ours", and with fencing the fence key's expire in ms.
+    args: tuple[str, ...]
     #: An "owned" reply means this very call took the lock (see :func:`takes_lock`).
     owned_is_ours: bool = False
 
@@ -579,20 +627,25 @@ def prepare_acquire(
     lock_id: str,
     now: float,
     owned_is_ours: bool = False,
+    fence_key: str | None = None,
+    fence_ttl_ms: int = 0,
 ) -> AcquireRequest:
     """Validate ``acquire()``'s arguments (before any I/O) and build the request.
 
     :param now: the ``monotonic()`` time the call started; the deadline counts from it.
     :param owned_is_ours: see :func:`owned_is_ours`.
+    :param fence_key: with fencing, the name's fence key: every grant mints a token;
+        ``fence_ttl_ms`` is how long that key lives after a grant (0: for ever).
     """
     blocking = validate_flag(blocking, "blocking")
     wait_for = check_acquire_timeout(timeout, blocking=blocking, expire=expire, renewal=renewal)
     check_renewal_interval(renewal)
+    args = (lock_id, str(to_ms(expire)) if expire else "0", "1" if owned_is_ours else "0")
     return AcquireRequest(
         blocking=blocking,
         deadline=None if wait_for is None else now + wait_for,
-        keys=(lock_key, signal_key),
-        args=(lock_id, str(to_ms(expire)) if expire else "0", "1" if owned_is_ours else "0"),
+        keys=(lock_key, signal_key) if fence_key is None else (lock_key, signal_key, fence_key),
+        args=args if fence_key is None else (*args, str(fence_ttl_ms)),
         owned_is_ours=owned_is_ours,
     )
 
@@ -612,13 +665,15 @@ def request_for_pass(
     lock_id = request.args[0]
     if again:
         return (
-            dataclasses.replace(request, args=(lock_id, request.args[1], "0"), owned_is_ours=False),
+            dataclasses.replace(
+                request, args=(lock_id, request.args[1], "0", *request.args[3:]), owned_is_ours=False
+            ),
             lock_id,
             id_pid,
         )
     fresh, fresh_pid = id_for_process(lock_id, generated=generated, id_pid=id_pid, pid=pid)
     if fresh != lock_id:
-        request = dataclasses.replace(request, args=(fresh, request.args[1], request.args[2]))
+        request = dataclasses.replace(request, args=(fresh, *request.args[1:]))
     return request, fresh, fresh_pid
 
 
@@ -1028,6 +1083,8 @@ def exit_release_failed_note(lock_key: str, release_error: BaseException) -> str
 class AcquireReply:
     code: AcquireCode
     pttl_ms: int
+    #: The fencing token of a grant (with fencing), else None.
+    token: int | None = None
 
 
 def _is_array(value: object) -> TypeGuard[list[object] | tuple[object, ...]]:
@@ -1042,15 +1099,23 @@ def _as_int(value: object, script: str) -> int:
 
 
 def parse_acquire_reply(reply: object) -> AcquireReply:
-    if _is_array(reply) and len(reply) == 2:
+    if _is_array(reply) and len(reply) in (2, 3):
         code = _as_int(reply[0], "acquire")
+        token = _as_int(reply[2], "acquire") if len(reply) == 3 else None
+        if token is not None and (code == BUSY or token <= 0):
+            raise RedisLockError(f"Unexpected reply from the acquire script: {reply!r}")
         if code == ACQUIRED:
-            return AcquireReply(ACQUIRED, 0)
+            return AcquireReply(ACQUIRED, 0, token)
         if code == BUSY:
             return AcquireReply(BUSY, _as_int(reply[1], "acquire"))
         if code == OWNED:
-            return AcquireReply(OWNED, _as_int(reply[1], "acquire"))
+            return AcquireReply(OWNED, _as_int(reply[1], "acquire"), token)
     raise RedisLockError(f"Unexpected reply from the acquire script: {reply!r}")
+
+
+def granted_token(reply: object) -> int | None:
+    """The fencing token of acquire.lua's granting ``reply`` (None without fencing)."""
+    return parse_acquire_reply(reply).token
 
 
 def check_unlock_reply(reply: object, lock_key: str) -> None:

@@ -66,6 +66,8 @@ class CacheBackend(Protocol):
         timeout: float | None = None,
         wait_replicas: int = 0,
         wait_replicas_timeout: float = 1.0,
+        fencing: bool = False,
+        fencing_expire: float | None = ...,
     ) -> Lock: ...
 
 
@@ -104,6 +106,8 @@ class CacheLockMixin:
         timeout: float | None = None,
         wait_replicas: int = 0,
         wait_replicas_timeout: float = 1.0,
+        fencing: bool = False,
+        fencing_expire: float | None = _core.DEFAULT_FENCING_EXPIRE,
     ) -> Lock:
         """A :class:`redis_lock.Lock` named ``key`` on this cache's server.
 
@@ -123,12 +127,14 @@ class CacheLockMixin:
             This is not django-redis's ``lock(timeout=)``, which is the lock's lifetime.
         :param wait_replicas: replicas that must acknowledge the lock (see :class:`~redis_lock.Lock`).
         :param wait_replicas_timeout: how long to wait for them, in seconds.
+        :param fencing: mint a fencing token with every grant (see :doc:`/fencing`).
+        :param fencing_expire: how long the name's fencing counter lives after a grant, in seconds.
         :raises NotImplementedError: the cache's ``CLIENT_CLASS`` has no raw client
             (django-redis's ``ShardClient``).
 
         .. versionchanged:: 5.0
            Takes ``strict``, ``signal_expire``, ``blocking``, ``timeout``,
-           ``wait_replicas`` and ``wait_replicas_timeout``.
+           ``wait_replicas``, ``wait_replicas_timeout``, ``fencing`` and ``fencing_expire``.
         """
         return Lock(
             raw_client(self),
@@ -142,6 +148,8 @@ class CacheLockMixin:
             timeout=timeout,
             wait_replicas=wait_replicas,
             wait_replicas_timeout=wait_replicas_timeout,
+            fencing=fencing,
+            fencing_expire=fencing_expire,
         )
 
     def locked_get_or_set(
@@ -160,6 +168,8 @@ class CacheLockMixin:
         signal_expire: int = _core.DEFAULT_SIGNAL_EXPIRE_MS,
         wait_replicas: int = 0,
         wait_replicas_timeout: float = 1.0,
+        fencing: bool = False,
+        fencing_expire: float | None = _core.DEFAULT_FENCING_EXPIRE,
     ) -> T:
         """Return the cached value of ``key``, computing and caching it once if it is missing.
 
@@ -189,6 +199,8 @@ class CacheLockMixin:
         :param signal_expire: as for :class:`~redis_lock.Lock`.
         :param wait_replicas: as for :class:`~redis_lock.Lock`.
         :param wait_replicas_timeout: as for :class:`~redis_lock.Lock`.
+        :param fencing: as for :class:`~redis_lock.Lock` (the token is not exposed here).
+        :param fencing_expire: as for :class:`~redis_lock.Lock`.
         :raises ValueError: ``value_creator`` returned ``None``.
         :raises AcquireTimeout: the lock was not acquired within ``wait_timeout``.
 
@@ -213,6 +225,8 @@ class CacheLockMixin:
             timeout=wait_timeout,
             wait_replicas=wait_replicas,
             wait_replicas_timeout=wait_replicas_timeout,
+            fencing=fencing,
+            fencing_expire=fencing_expire,
         )
         value: T | None = self.get(key, version=version)
         if value is not None:

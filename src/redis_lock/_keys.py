@@ -1,7 +1,8 @@
 """Key names and Redis Cluster hash slots, with no I/O.
 
 A lock named ``<name>`` has ``lock:<name>`` (the owner id), ``lock-signal:<name>``
-(the waiters' wake-up list) and ``lock-released:<name>`` (a release's receipt).
+(the waiters' wake-up list), ``lock-released:<name>`` (a release's receipt) and,
+with fencing, ``lock-fence:<name>`` (the last fencing token minted for the name).
 On a cluster client the name is wrapped in a hash tag, so that every key of a
 lock hashes to one slot and a script may touch them all.
 """
@@ -12,10 +13,12 @@ import binascii
 from typing import Final
 
 __all__ = [
+    "FENCE_PREFIX",
     "LOCK_PREFIX",
     "RECEIPT_PREFIX",
     "RESET_ALL_SCAN_COUNT",
     "SIGNAL_PREFIX",
+    "fence_key",
     "hash_tag",
     "key_slot",
     "keys_for",
@@ -33,6 +36,10 @@ SIGNAL_PREFIX: Final = "lock-signal:"
 
 #: A release's receipt: which release call deleted the lock key (see :func:`release_receipt_ttl_ms`).
 RECEIPT_PREFIX: Final = "lock-released:"
+
+
+#: A name's fencing counter: the last token minted for it (see ``lua/acquire.lua``).
+FENCE_PREFIX: Final = "lock-fence:"
 
 
 #: SCAN page size used by ``reset_all``.
@@ -65,6 +72,11 @@ def keys_for(name: str, *, cluster: bool = False) -> tuple[str, str]:
 def receipt_key(lock_key: str) -> str:
     """The key of a lock's release receipt: ``lock-released:<name>``, in the lock key's hash slot."""
     return RECEIPT_PREFIX + lock_key[len(LOCK_PREFIX) :]
+
+
+def fence_key(lock_key: str) -> str:
+    """The key of a lock's fencing counter: ``lock-fence:<name>``, in the lock key's hash slot."""
+    return FENCE_PREFIX + lock_key[len(LOCK_PREFIX) :]
 
 
 def key_slot(key: str | bytes) -> int:

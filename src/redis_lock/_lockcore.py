@@ -44,6 +44,12 @@ _SHARED_PARAMETERS: Final = """    :param wait_replicas: how many replicas must 
         supported on cluster clients yet.
     :param wait_replicas_timeout: how long :meth:`acquire` waits for those replicas,
         in seconds (fractions allowed); at most half the client's socket timeout.
+    :param fencing: mint a fencing token with every grant, in the script that takes
+        the lock: :attr:`fencing_token`, an ``int`` greater than every token minted
+        for the name before (see :doc:`/fencing`). Kept in ``lock-fence:<name>``.
+    :param fencing_expire: how long the name's fencing counter lives after its last
+        grant, in seconds (default 7 days; ``None``: for ever). Losing it is safe:
+        the next token starts from the server's clock, above every earlier one.
     :raises InvalidArgument: (a :class:`ValueError`) for an unusable value.
 """
 
@@ -84,6 +90,8 @@ class LockCore(Host, Generic[C]):
         timeout: float | None = None,
         wait_replicas: int = 0,
         wait_replicas_timeout: float = 1.0,
+        fencing: bool = False,
+        fencing_expire: float | None = _core.DEFAULT_FENCING_EXPIRE,
     ) -> None:
         settings = _core.lock_settings(
             redis_client,
@@ -97,6 +105,8 @@ class LockCore(Host, Generic[C]):
             timeout,
             wait_replicas,
             wait_replicas_timeout,
+            fencing,
+            fencing_expire,
             self._flavour,
         )
         # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set);
@@ -108,6 +118,8 @@ class LockCore(Host, Generic[C]):
         # The current hold, as plain data (what renewal works on).
         self._lease = _core.Lease(redis_client, self._name, self._id, self._options.expire)
         self._id_pid = _core.current_pid()
+        #: The fencing token of the current hold (with ``fencing``), else None.
+        self._fencing_token: int | None = None
 
     @property
     def _expire(self) -> float | None:
@@ -156,6 +168,22 @@ class LockCore(Host, Generic[C]):
     def id(self) -> str:
         """The value this lock stores in its key."""
         return self._id
+
+    @property
+    def fencing_token(self) -> int | None:
+        """The fencing token of this object's current hold: an ``int``; None when not held or without ``fencing``.
+
+        Every grant of the name to a lock with ``fencing=True`` mints a token
+        greater than every token minted for the name before (see :doc:`/fencing`).
+        Pass it with every write to the protected resource, which keeps the
+        largest token it has seen and refuses older ones. Renewal and
+        :meth:`extend` keep it; :meth:`release` and :meth:`reset` clear it. After
+        a loss (:attr:`lost`) it stays, so that the resource refuses the writes
+        of a holder that lost its lease to a newer one.
+
+        .. versionadded:: 5.0
+        """
+        return self._fencing_token
 
     @property
     def lost(self) -> bool:
@@ -265,6 +293,8 @@ class LockCore(Host, Generic[C]):
             lock_id=self._id,
             now=mod_time.monotonic(),
             owned_is_ours=_core.owned_is_ours(generated_id=self._generated_id),
+            fence_key=_keys.fence_key(self._name) if self._options.fencing else None,
+            fence_ttl_ms=self._options.fencing_ttl_ms,
         )
 
     def _acquire_in_redis(self, request: _core.AcquireRequest, guards: list[Guarded[object]]) -> Steps[bool]:
@@ -307,6 +337,7 @@ class LockCore(Host, Generic[C]):
         # From the reply to the return nothing is yielded, so no cancellation can
         # land between taking the lock and reporting it.
         logger_for_acquire.info("Acquired Lock(%r).", self._name)
+        self._fencing_token = _core.granted_token(reply)
         self._drop_renewal()
         self._lease.lost = None
         self._lease.deadline = _core.lease_end(sent, self._expire, self._lease.deadline)
@@ -391,6 +422,7 @@ class LockCore(Host, Generic[C]):
             # Redis has answered: only now forget a loss, so that a release that failed
             # (a connection error) still reports the loss when retried.
             lost, self._lease.lost = self._lease.lost, None
+            self._fencing_token = None
         finally:
             if ticket is not None:
                 self._lease.renewed = False
@@ -432,6 +464,7 @@ class LockCore(Host, Generic[C]):
             yield from run(
                 RESET, (self._name, self._signal), (str(self._signal_expire),), cluster=self._cluster
             )
+            self._fencing_token = None
         finally:
             if ticket is not None:
                 self._lease.renewed = False
