@@ -167,6 +167,51 @@ BAD: list[Bad] = [
     # strict, blocking
     Bad("strict-str", lock(strict="no"), InvalidArgumentType, "strict", ("strict", "'no'")),
     Bad("blocking-none", lock(blocking=None), InvalidArgumentType, "blocking", ("blocking", "None")),
+    # fencing, fencing_expire
+    Bad("fencing-str", lock(fencing="yes"), InvalidArgumentType, "fencing", ("fencing", "'yes'")),
+    Bad("fencing-float", lock(fencing=1.5), InvalidArgumentType, "fencing", ("fencing", "1.5")),
+    Bad(
+        "fencing-expire-zero",
+        lock(fencing=True, fencing_expire=0),
+        InvalidArgument,
+        "fencing_expire",
+        ("fencing_expire", "=0"),
+    ),
+    Bad(
+        "fencing-expire-negative",
+        lock(fencing=True, fencing_expire=-5),
+        InvalidArgument,
+        "fencing_expire",
+        ("fencing_expire", "-5"),
+    ),
+    Bad(
+        "fencing-expire-nan",
+        lock(fencing_expire=NAN),
+        InvalidArgument,
+        "fencing_expire",
+        ("fencing_expire", "nan"),
+    ),
+    Bad(
+        "fencing-expire-huge",
+        lock(fencing_expire=BIG),
+        InvalidArgument,
+        "fencing_expire",
+        ("fencing_expire", str(BIG)),
+    ),
+    Bad(
+        "fencing-expire-str",
+        lock(fencing=True, fencing_expire="7d"),
+        InvalidArgumentType,
+        "fencing_expire",
+        ("fencing_expire", "str", "'7d'"),
+    ),
+    Bad(
+        "fencing-expire-bool",
+        lock(fencing_expire=True),
+        InvalidArgumentType,
+        "fencing_expire",
+        ("fencing_expire", "True"),
+    ),
     # signal_expire
     Bad("signal-zero", lock(signal_expire=0), InvalidArgument, "signal_expire", ("signal_expire", "0")),
     Bad("signal-negative", lock(signal_expire=-1), InvalidArgument, "signal_expire", ("signal_expire", "-1")),

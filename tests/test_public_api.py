@@ -72,6 +72,7 @@ def test_version() -> None:
         "NotReplicated",
         "InvalidArgument",
         "InvalidArgumentType",
+        "StaleToken",
     ],
 )
 def test_exceptions_are_runtime_errors_under_one_base(name: str) -> None:
@@ -256,6 +257,20 @@ async def test_async_lock_subclass_works_with_async_with_and_is_renewed_through_
         assert len(lock.extends) == renewed
     finally:
         await client.aclose()
+
+
+def test_fencing_module_exports_the_guard_and_its_error() -> None:
+    """redis_lock.fencing offers exactly the four guard functions and StaleToken, the same class as redis_lock's."""
+    import redis_lock.fencing
+
+    assert sorted(redis_lock.fencing.__all__) == [
+        "StaleToken",
+        "async_fenced_get",
+        "async_fenced_set",
+        "fenced_get",
+        "fenced_set",
+    ]
+    assert redis_lock.fencing.StaleToken is redis_lock.StaleToken
 
 
 def test_typing_module_exports_the_protocol() -> None:

@@ -192,6 +192,55 @@ def test_extend_and_auto_renewal(env: Env) -> None:
     assert env.inspector.exists(renewed._name) == 0
 
 
+def test_fencing_tokens_increase_with_every_grant(env: Env) -> None:
+    """Each grant mints a larger token: after a release, an expiry, reset(), reset_all() and a lost counter key."""
+    lock_key = env.keys("fenced")[0]
+    fence = _keys.fence_key(lock_key)
+    long = env.lock("fenced", expire=10, fencing=True)
+    short = env.lock("fenced", expire=0.2, fencing=True)
+    tokens: list[int] = []
+
+    def token_of(lock: Any) -> int | None:
+        token: int | None = lock.fencing_token
+        return token
+
+    def take(lock: Any) -> None:
+        assert env.run(lock.acquire)
+        token = token_of(lock)
+        assert isinstance(token, int)
+        assert 0 < token < 2**53
+        assert env.inspector.get(fence) == str(token).encode()
+        tokens.append(token)
+
+    assert token_of(long) is None
+    take(long)
+    env.run(long.extend, 20)  # extending keeps the token
+    assert token_of(long) == tokens[-1]
+    env.run(long.release)
+    assert token_of(long) is None
+    take(short)  # left to expire
+    wait_for(lambda: env.inspector.exists(lock_key) == 0, timeout=5, what="the lock key to expire")
+    assert token_of(short) == tokens[-1]  # the object cannot tell until it releases
+    with pytest.raises(redis_lock.NotAcquired):
+        env.run(short.release)
+    assert token_of(short) is None
+    take(long)
+    env.run(long.reset)
+    assert token_of(long) is None
+    take(short)
+    assert env.reset_all() == 1
+    assert env.inspector.exists(fence) == 1  # neither reset nor reset_all forgets the counter
+    with pytest.raises(redis_lock.NotAcquired):
+        env.run(short.release)  # its hold ended in Redis; the object learns it here
+    take(long)
+    env.run(long.release)
+    env.inspector.delete(fence)  # lost (DEL, eviction, expiry): the next token starts from the server clock
+    take(short)
+    env.run(short.release)
+    assert tokens == sorted(set(tokens)), tokens
+    assert len(tokens) == 6
+
+
 def test_reset_wakes_a_waiter(env: Env) -> None:
     """reset() deletes the holder's lock and wakes a waiter, which takes it."""
     holder = env.lock("reset")

@@ -22,6 +22,10 @@ This file is the public facade; the implementation lives in private modules:
 - ``_renewal``: auto-renewal, one scheduler per client (a thread, or a task per
   event loop) over many locks, with pipelined extends;
 - ``_exceptions``: the exception hierarchy;
+- ``fencing``: the resource side of fencing tokens, public: a Redis value
+  written only with a token not older than the last one accepted
+  (``fenced_set``, ``fenced_get`` and their asyncio twins), as engine steps
+  either flavour drives;
 - ``typing``: the client Protocols, public so users can annotate with them;
 - ``django_cache`` and ``django_valkey_cache``: the Django cache backends (not
   imported here), sharing ``_django``.
@@ -47,6 +51,7 @@ from ._exceptions import NotAcquired as NotAcquired
 from ._exceptions import NotExpirable as NotExpirable
 from ._exceptions import NotReplicated as NotReplicated
 from ._exceptions import RedisLockError as RedisLockError
+from ._exceptions import StaleToken as StaleToken
 from ._exceptions import TimeoutNotUsable as TimeoutNotUsable
 from ._exceptions import TimeoutTooLarge as TimeoutTooLarge
 from ._scripts import EXTEND as _EXTEND
@@ -85,6 +90,7 @@ __all__ = [
     "NotExpirable",
     "NotReplicated",
     "RedisLockError",
+    "StaleToken",
     "TimeoutNotUsable",
     "TimeoutTooLarge",
     "__version__",

@@ -12,6 +12,7 @@ so code written for python-redis-lock 4.x (``except RuntimeError``) keeps workin
         │   ├── LockLost                (new in 5.0)
         │   └── NotReplicated           (new in 5.0)
         ├── NotExpirable
+        ├── StaleToken              (new in 5.0; redis_lock.fencing)
         ├── InvalidArgument             (new in 5.0; also a ValueError)
         │   ├── TimeoutNotUsable
         │   ├── InvalidTimeout
@@ -38,6 +39,7 @@ __all__ = [
     "NotExpirable",
     "NotReplicated",
     "RedisLockError",
+    "StaleToken",
     "TimeoutNotUsable",
     "TimeoutTooLarge",
 ]
@@ -117,6 +119,34 @@ class NotExpirable(RedisLockError):
     .. versionchanged:: 5.0
        Derives from :class:`RedisLockError` (still a :class:`RuntimeError`).
     """
+
+
+class StaleToken(RedisLockError):
+    """A fenced write was refused: its fencing token is older than the last one the resource accepted.
+
+    Raised by :func:`redis_lock.fencing.fenced_set` (and its asyncio twin), which
+    then changed nothing. The writer's lock was granted to someone else since its
+    token was minted (its lease ran out while it paused, say), and the newer
+    holder has already written: the write must not land, and the writer no
+    longer holds the lock. See :mod:`redis_lock.fencing`.
+
+    :ivar resource: the resource written to.
+    :ivar token: the refused token.
+    :ivar last: the last token the resource accepted (greater than ``token``).
+
+    .. versionadded:: 5.0
+    """
+
+    def __init__(self, resource: str, token: int, last: int) -> None:
+        super().__init__(f"Stale fencing token for {resource!r}: {token} < {last}, the last token accepted")
+        self.resource = resource
+        self.token = token
+        self.last = last
+
+    def __reduce__(self) -> tuple[type[StaleToken], tuple[str, int, int]]:
+        # Pickled by its attributes (the default would call StaleToken(message)):
+        # it crosses process boundaries intact (multiprocessing, concurrent.futures).
+        return type(self), (self.resource, self.token, self.last)
 
 
 class InvalidArgument(RedisLockError, ValueError):

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ACQUIRE",
     "EXTEND",
+    "FENCED_SET",
     "RESET",
     "RESET_ALL",
     "SCRIPTS",
@@ -63,9 +64,13 @@ UNLOCK: Final = _load("unlock")
 EXTEND: Final = _load("extend")
 RESET: Final = _load("reset")
 RESET_ALL: Final = _load("reset_all")
+#: The resource side of fencing (``redis_lock.fencing``): a write checked against the last accepted token.
+FENCED_SET: Final = _load("fenced_set")
 
 #: Every script, by name; the registry both flavours use.
-SCRIPTS: Final[dict[str, Script]] = {s.name: s for s in (ACQUIRE, UNLOCK, EXTEND, RESET, RESET_ALL)}
+SCRIPTS: Final[dict[str, Script]] = {
+    s.name: s for s in (ACQUIRE, UNLOCK, EXTEND, RESET, RESET_ALL, FENCED_SET)
+}
 
 
 def is_noscript_error(exc: BaseException) -> bool:
@@ -77,8 +82,12 @@ def is_noscript_error(exc: BaseException) -> bool:
     return type(exc).__name__ == "NoScriptError"
 
 
-def run(script: Script, keys: tuple[str, ...], args: tuple[str, ...], *, cluster: bool) -> Steps[object]:
+def run(
+    script: Script, keys: tuple[str, ...], args: tuple[str | bytes, ...], *, cluster: bool
+) -> Steps[object]:
     """Steps that run ``script``; on NOSCRIPT, load it and run it once more. The one NOSCRIPT recovery.
+
+    ``args`` may hold bytes (a fenced write's value), which the client sends unchanged.
 
     On a cluster client the script is sent with EVAL instead, which runs and
     caches it on the one node that serves the keys: SCRIPT LOAD would go to every
