@@ -1,0 +1,1 @@
+"""Chaos test of fencing tokens: worker processes, real faults, and a checker (see ``harness.py``)."""
