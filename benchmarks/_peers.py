@@ -8,6 +8,8 @@ their own per-call overhead is what gets measured.
 Contenders:
 
 - ``redis_lock``: this project's :class:`redis_lock.Lock`;
+- ``redis_lock-fencing`` (uncontended cycle only): the same with ``fencing=True``,
+  whose every grant mints a fencing token: the cost of fencing;
 - ``prl401``: python-redis-lock 4.0.1, also importable only as ``redis_lock``,
   so it is installed beside the virtualenv (``scripts/bench.sh`` puts it in
   ``.venv/side/prl401``) and loaded under the module name ``prl401`` by
@@ -184,6 +186,10 @@ def _make_ours(client: redis.Redis, name: str, expire: float) -> BenchLock:
     return redis_lock.Lock(client, name, expire=expire)
 
 
+def _make_ours_fencing(client: redis.Redis, name: str, expire: float) -> BenchLock:
+    return redis_lock.Lock(client, name, expire=expire, fencing=True)
+
+
 def _make_prl401(client: redis.Redis, name: str, expire: float) -> BenchLock:
     lock: BenchLock = prl401().Lock(client, name, expire=max(1, round(expire)))
     return lock
@@ -229,6 +235,10 @@ class Peer:
 
 
 OURS: Final = Peer("redis_lock", "redis_lock 5 (ours)", _make_ours, lambda n: f"lock:{n}", parks=True)
+#: Ours with fencing tokens (a token minted by every grant): the cost of fencing=True, beside OURS.
+OURS_FENCING: Final = Peer(
+    "redis_lock-fencing", "redis_lock 5, fencing=True", _make_ours_fencing, lambda n: f"lock:{n}", parks=True
+)
 PRL401: Final = Peer("prl401", "python-redis-lock 4.0.1", _make_prl401, lambda n: f"lock:{n}", parks=True)
 REDIS_PY_DEFAULT: Final = Peer(
     "redis-py-0.1",
@@ -268,7 +278,7 @@ TOKEN: Final = Peer(
 
 #: The libraries compared everywhere.
 LIBRARIES: Final = (OURS, PRL401, REDIS_PY_DEFAULT, REDIS_PY_FAST, POTTERY)
-PEERS: Final = {peer.id: peer for peer in (*LIBRARIES, LIMIT, TOKEN)}
+PEERS: Final = {peer.id: peer for peer in (*LIBRARIES, OURS_FENCING, LIMIT, TOKEN)}
 
 
 def monotonic() -> float:

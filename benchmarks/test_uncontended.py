@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import redis
 
-from ._peers import LIBRARIES, LIMIT, Peer
+from ._peers import LIBRARIES, LIMIT, OURS_FENCING, Peer
 
 
 @pytest.mark.benchmark(group="round trip")
@@ -26,7 +26,7 @@ def test_ping(benchmark: Any, clients: Callable[[], redis.Redis]) -> None:
 
 
 @pytest.mark.benchmark(group="uncontended cycle")
-@pytest.mark.parametrize("peer", [*LIBRARIES, LIMIT], ids=lambda peer: peer.id)
+@pytest.mark.parametrize("peer", [*LIBRARIES, OURS_FENCING, LIMIT], ids=lambda peer: peer.id)
 def test_uncontended_cycle(benchmark: Any, clients: Callable[[], redis.Redis], peer: Peer) -> None:
     """Acquire and release a free lock; every cycle must succeed."""
     client = clients()
@@ -44,7 +44,7 @@ def test_uncontended_cycle(benchmark: Any, clients: Callable[[], redis.Redis], p
 
 
 @pytest.mark.benchmark(group="uncontended cycle, a new lock object per cycle")
-@pytest.mark.parametrize("peer", [*LIBRARIES, LIMIT], ids=lambda peer: peer.id)
+@pytest.mark.parametrize("peer", [*LIBRARIES, OURS_FENCING, LIMIT], ids=lambda peer: peer.id)
 def test_uncontended_cycle_fresh_object(
     benchmark: Any, clients: Callable[[], redis.Redis], peer: Peer
 ) -> None:

@@ -51,6 +51,7 @@ LATEST = RESULTS / "latest.json"
 #: Column order, and the names shown for each contender.
 LABELS = {
     "redis_lock": "redis_lock 5 (ours)",
+    "redis_lock-fencing": "redis_lock 5, fencing=True (ours)",
     "prl401": "python-redis-lock 4.0.1",
     "redis-py-0.1": "redis-py Lock, sleep=0.1",
     "redis-py-0.001": "redis-py Lock, sleep=0.001",
@@ -66,7 +67,7 @@ LABELS = {
 }
 ORDER = list(LABELS)
 #: Our contenders: the verdict compares them with the other libraries.
-OURS = frozenset({"redis_lock", "redis_lock-async"})
+OURS = frozenset({"redis_lock", "redis_lock-fencing", "redis_lock-async"})
 #: Yardsticks rather than libraries: never "the best library", always shown in the table.
 REFERENCES = frozenset({"limit", "limit-async", "blpop-token", "ping"})
 
