@@ -66,6 +66,7 @@ __all__ = [
     "as_int_reply",
     "check_acquire_timeout",
     "check_auto_renewal",
+    "check_encodable",
     "check_extend_reply",
     "check_renewal_interval",
     "check_replication",
@@ -77,6 +78,7 @@ __all__ = [
     "generate_id",
     "granted_token",
     "id_for_process",
+    "is_array",
     "is_interrupted_wait",
     "lease_end",
     "lease_lost",
@@ -178,11 +180,11 @@ def validate_name(name: object) -> str:
         )
     if not name:
         raise InvalidArgument("name must not be empty: name=''", argument="name")
-    _check_encodable(name, "name")
+    check_encodable(name, "name")
     return name
 
 
-def _check_encodable(value: str, argument: str) -> None:
+def check_encodable(value: str, argument: str) -> None:
     # A lone surrogate ("\ud800") cannot be sent: redis-py would fail inside the call.
     try:
         value.encode("utf-8")
@@ -298,7 +300,7 @@ def validate_id(id: object) -> str:
         )
     if not value:
         raise InvalidArgument(f"id must not be empty: id={id!r}", argument="id")
-    _check_encodable(value, "id")
+    check_encodable(value, "id")
     return value
 
 
@@ -1087,7 +1089,7 @@ class AcquireReply:
     token: int | None = None
 
 
-def _is_array(value: object) -> TypeGuard[list[object] | tuple[object, ...]]:
+def is_array(value: object) -> TypeGuard[list[object] | tuple[object, ...]]:
     # A RESP array reply (a list, or a tuple from some clients), with its items typed as object.
     return isinstance(value, list | tuple)
 
@@ -1099,7 +1101,7 @@ def _as_int(value: object, script: str) -> int:
 
 
 def parse_acquire_reply(reply: object) -> AcquireReply:
-    if _is_array(reply) and len(reply) in (2, 3):
+    if is_array(reply) and len(reply) in (2, 3):
         code = _as_int(reply[0], "acquire")
         token = _as_int(reply[2], "acquire") if len(reply) == 3 else None
         if token is not None and (code == BUSY or token <= 0):
@@ -1155,7 +1157,7 @@ def as_int_reply(value: object, command: str) -> int:
 
 
 def parse_scan_reply(reply: object) -> tuple[int, list[object]]:
-    if _is_array(reply) and len(reply) == 2 and _is_array(reply[1]):
+    if is_array(reply) and len(reply) == 2 and is_array(reply[1]):
         cursor = reply[0]
         if isinstance(cursor, bytes | str):
             try:

@@ -46,9 +46,10 @@ Every argument is checked before any Redis call.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Final, TypeGuard
+from typing import TYPE_CHECKING, Final
 
 from . import _clients
+from ._core import check_encodable, is_array
 from ._engine import Call, Steps, drive, drive_async
 from ._exceptions import InvalidArgument, InvalidArgumentType, RedisLockError, StaleToken
 from ._scripts import FENCED_SET, run
@@ -208,7 +209,7 @@ def _validate_resource(resource: object) -> str:
         )
     if not resource:
         raise InvalidArgument("resource must not be empty: resource=''", argument="resource")
-    _check_encodable(resource, "resource")
+    check_encodable(resource, "resource")
     return resource
 
 
@@ -233,24 +234,8 @@ def _validate_value(value: object) -> bytes:
         raise InvalidArgumentType(
             f"value must be a str or bytes, not {type(value).__name__}: value={value!r}", argument="value"
         )
-    _check_encodable(value, "value")
+    check_encodable(value, "value")
     return value.encode("utf-8")
-
-
-def _check_encodable(text: str, argument: str) -> None:
-    # A lone surrogate ("\ud800") cannot be sent: the client would fail inside the call.
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise InvalidArgument(
-            f"{argument} must be encodable as UTF-8 ({exc.reason} at position {exc.start}): {argument}={text!r}",
-            argument=argument,
-        ) from None
-
-
-def _is_array(value: object) -> TypeGuard[list[object] | tuple[object, ...]]:
-    # A RESP array reply (a list, or a tuple from some clients), with its items typed as object.
-    return isinstance(value, list | tuple)
 
 
 def _as_token(value: object, reply: object, what: str) -> int:
@@ -264,14 +249,14 @@ def _as_token(value: object, reply: object, what: str) -> int:
 
 def _parse_set_reply(reply: object) -> tuple[bool, int]:
     """fenced_set.lua's ``{1, token}`` (accepted) or ``{0, last}`` (refused) as ``(accepted, token)``."""
-    if _is_array(reply) and len(reply) == 2 and reply[0] in (0, 1):
+    if is_array(reply) and len(reply) == 2 and reply[0] in (0, 1):
         return reply[0] == 1, _as_token(reply[1], reply, "from the fenced_set script")
     raise RedisLockError(f"Unexpected reply from the fenced_set script: {reply!r}")
 
 
 def _parse_get_reply(reply: object) -> tuple[int, bytes] | None:
     """HMGET token value: None when nothing was accepted yet, else ``(token, value)``."""
-    if _is_array(reply) and len(reply) == 2:
+    if is_array(reply) and len(reply) == 2:
         token, value = reply
         if token is None and value is None:
             return None
