@@ -120,6 +120,8 @@ class LockCore(Host, Generic[C]):
         self._id_pid = _core.current_pid()
         #: The fencing token of the current hold (with ``fencing``), else None.
         self._fencing_token: int | None = None
+        #: With ``fencing``, the name's fencing counter (``lock-fence:<name>``), else None.
+        self._fence = _keys.fence_key(self._name) if self._options.fencing else None
 
     @property
     def _expire(self) -> float | None:
@@ -293,7 +295,7 @@ class LockCore(Host, Generic[C]):
             lock_id=self._id,
             now=mod_time.monotonic(),
             owned_is_ours=_core.owned_is_ours(generated_id=self._generated_id),
-            fence_key=_keys.fence_key(self._name) if self._options.fencing else None,
+            fence_key=self._fence,
             fence_ttl_ms=self._options.fencing_ttl_ms,
         )
 
