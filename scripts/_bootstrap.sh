@@ -63,9 +63,11 @@ ensure_venv() {
     if [ "$(cat .venv/.installed 2>/dev/null)" != "$stamp" ]; then
         say "installing the dev dependencies ($requirements) into .venv"
         # uv (the version that compiled dev.txt) installs the ~90 packages in parallel: a minute faster than pip.
+        # --compile-bytecode as pip does: without .pyc files, the first imports of many test subprocesses at once
+        # (python-redis-lock 4.0.1's suite) each compile every module, and miss their deadlines.
         .venv/bin/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
-        .venv/bin/uv pip install --quiet --python .venv/bin/python -r "$requirements"
-        .venv/bin/uv pip install --quiet --python .venv/bin/python --no-deps -e .
+        .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python -r "$requirements"
+        .venv/bin/uv pip install --quiet --compile-bytecode --python .venv/bin/python --no-deps -e .
         echo "$stamp" > .venv/.installed
     fi
 }
