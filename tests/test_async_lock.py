@@ -126,6 +126,7 @@ async def test_sync_and_async_locks_exclude_each_other(aconn: Any, plain: redis.
 # -- many tasks ---------------------------------------------------------------------
 
 
+@pytest.mark.serial  # its wake-up latencies are measured: not beside other test workers
 async def test_many_tasks_contend_with_exact_mutual_exclusion_and_no_polling(
     aconn: Any, plain: redis.Redis
 ) -> None:
@@ -167,7 +168,7 @@ async def test_many_tasks_contend_with_exact_mutual_exclusion_and_no_polling(
     assert stats["evalsha"] <= 5 * tasks
     # Woken by the signal, not by a BLPOP timing out (a chunk here is 0.9 s or more).
     assert statistics.median(gaps) < 0.05
-    assert max(gaps) < 0.5
+    assert max(gaps) < 0.85
     assert plain.exists("lock:crowd") == 0
 
 

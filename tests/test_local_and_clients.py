@@ -25,7 +25,7 @@ import redis.asyncio
 
 import redis_lock
 from redis_lock import _clients
-from redis_lock._scripts import ACQUIRE
+from redis_lock._scripts import ACQUIRE, UNLOCK
 
 from ._clients import Delegating
 from ._topology import Runner, async_wait_for
@@ -37,58 +37,73 @@ SLACK = 10.0
 # -- the gate ----------------------------------------------------------------------------
 
 
-class GatedAcquire(Delegating):
-    """A hand-written client whose acquire scripts, once ``armed``, wait for ``gate`` before they are sent."""
+class GatedScripts(Delegating):
+    """A hand-written client whose next run of a script in ``gates`` (by SHA1) waits for that gate before it is sent."""
 
     def __init__(self, inner: redis.Redis) -> None:
         super().__init__(inner)
-        self.armed = False
-        self.entered = threading.Event()
-        self.gate = threading.Event()
+        self.gates: dict[str, threading.Event] = {}
+        self.arrived = {ACQUIRE.sha1: threading.Event(), UNLOCK.sha1: threading.Event()}
 
     def evalsha(self, sha: str, numkeys: int, /, *keys_and_args: str) -> object:
-        if self.armed and sha == ACQUIRE.sha1:
-            self.entered.set()
-            assert self.gate.wait(SLACK), "the test never opened the gate"
+        gate = self.gates.pop(sha, None)
+        if gate is not None:
+            self.arrived[sha].set()
+            assert gate.wait(SLACK), "the test never opened the gate"
         return super().evalsha(sha, numkeys, *keys_and_args)
 
 
 def test_a_second_acquire_racing_a_release_gives_back_what_it_took(plain: redis.Redis) -> None:
-    """A holder's second acquire that succeeds in Redis after another thread released the object returns False.
+    """A holder's second acquire that succeeds in Redis while another thread releases the object returns False.
 
     The hold ended in Redis (a reset), so the holder's second ``acquire()`` takes the
-    key again; meanwhile another thread releases the object. That release wins: the
-    acquire gives back what it took (the key is deleted) and returns False, and the
-    object is free for the next caller."""
-    client = GatedAcquire(plain)
+    key again; meanwhile another thread has started releasing the object (its
+    unlock is held back). That release wins: the acquire gives back what it took
+    (the key is deleted) and returns False, and the object is free afterwards."""
+    client = GatedScripts(plain)
     lock = redis_lock.Lock(client, "again", expire=30, strict=False)
     held, again = threading.Event(), threading.Event()
-    results: list[object] = []
+    acquired: list[object] = []
+    released: list[BaseException | None] = []
 
     def holder() -> None:
         try:
             assert lock.acquire()
             held.set()
             assert again.wait(SLACK)
-            results.append(lock.acquire(blocking=False))
+            acquired.append(lock.acquire(blocking=False))
         except BaseException as exc:
-            results.append(exc)
+            acquired.append(exc)
 
-    thread = threading.Thread(target=holder, daemon=True)
-    thread.start()
+    def releaser() -> None:
+        try:
+            lock.release()
+            released.append(None)
+        except BaseException as exc:
+            released.append(exc)
+
+    holding = threading.Thread(target=holder, daemon=True)
+    holding.start()
     assert held.wait(SLACK)
     redis_lock.Lock(plain, "again").reset()  # the hold ends in Redis, as by expiry
-    client.armed = True
+    acquire_gate, unlock_gate = threading.Event(), threading.Event()
+    client.gates[ACQUIRE.sha1] = acquire_gate
     again.set()
-    assert client.entered.wait(SLACK)  # the holder's second acquire is on its way to Redis
-    with pytest.raises(redis_lock.NotAcquired):
-        lock.release()  # from this thread; the key is gone, so Redis says it was not held
-    client.armed = False
-    client.gate.set()
-    thread.join(SLACK)
-    assert not thread.is_alive()
-    assert results == [False]
+    assert client.arrived[ACQUIRE.sha1].wait(SLACK)  # the second acquire is on its way to Redis
+    client.gates[UNLOCK.sha1] = unlock_gate
+    releasing = threading.Thread(target=releaser, daemon=True)
+    releasing.start()
+    assert client.arrived[UNLOCK.sha1].wait(SLACK)  # the release has begun: its unlock is on its way
+    acquire_gate.set()
+    holding.join(SLACK)
+    assert not holding.is_alive()
+    assert acquired == [False]
     assert not plain.exists("lock:again"), "the racing acquire left a key nobody holds"
+    unlock_gate.set()
+    releasing.join(SLACK)
+    assert not releasing.is_alive()
+    assert len(released) == 1
+    assert isinstance(released[0], redis_lock.NotAcquired)  # the key was gone: reset, then given back
     assert lock.acquire(blocking=False)  # the object is free again
     lock.release()
 

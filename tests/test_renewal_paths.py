@@ -465,11 +465,15 @@ async def test_async_renewal_one_call_per_lock_reports_a_takeover(
 ) -> None:
     """Renewing lock by lock (a client without pipelines), a lock taken by another client is lost with its cause.
 
-    The extend's NotAcquired ends the renewal (one ERROR: the loss), and
-    ``release()`` raises LockLost caused by it."""
+    The extend's NotAcquired ends that lock's renewal (one ERROR: the loss), and
+    ``release()`` raises LockLost caused by it. Its sibling, renewed in the same
+    batches, is not touched by that error: it is kept."""
     caplog.set_level(logging.WARNING, logger=REFRESH_LOGGER)
-    lock = QuickAsyncLock(AsyncDelegating(aclient), "taken", expire=LONG, auto_renewal=True, strict=False)
-    assert await lock.acquire()
+    client = AsyncDelegating(aclient)
+    lock = QuickAsyncLock(client, "taken", expire=LONG, auto_renewal=True, strict=False)
+    sibling = QuickAsyncLock(client, "sibling", expire=LONG, auto_renewal=True, strict=False)
+    # Acquired together, so that they fall due together (one batch).
+    assert all(await asyncio.gather(lock.acquire(), sibling.acquire()))
     plain.set("lock:taken", "somebody-else")
     future = lock._lock_renewal_task
     assert future is not None
@@ -483,6 +487,10 @@ async def test_async_renewal_one_call_per_lock_reports_a_takeover(
         await lock.release()
     assert isinstance(raised.value.__cause__, redis_lock.NotAcquired)
     assert plain.get("lock:taken") == b"somebody-else"
+    assert not sibling.lost
+    assert sibling._lock_renewal is not None
+    assert sibling._lock_renewal.is_alive()
+    await sibling.release()
 
 
 @pytest.mark.asyncio
