@@ -17,6 +17,7 @@ the documented way), so a missed renewal never costs a lock under CPU load.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import logging
 import sys
@@ -873,3 +874,39 @@ def test_a_release_racing_the_renewals_own_loss_decision_ends_the_renewal_once(
         "Lost Lock('lock:lost-while-released'): another client holds it, or it expired or was reset."
     ]
     assert plain.get("lock:lost-while-released") == b"somebody-else"
+
+
+def test_a_release_from_a_log_handler_on_the_loss_leaves_the_other_locks_renewed(
+    redis_url: str, plain: redis.Redis
+) -> None:
+    """A handler releasing the lost lock as the loss is logged ends its renewal once: the client's other locks stay renewed."""
+    client = redis.Redis.from_url(redis_url)
+    lost = redis_lock.Lock(client, "a", expire=1, auto_renewal=True)
+    kept = redis_lock.Lock(client, "b", expire=1, auto_renewal=True)
+    kept._lock_renewal_interval = 0.2  # the 4.x hook: 0.8 s of slack for a CPU shared with other workers
+    released = threading.Event()
+
+    class ReleaseOnLoss(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if record.getMessage().startswith("Lost Lock('lock:a')"):
+                with contextlib.suppress(redis_lock.NotAcquired):
+                    lost.release()
+                released.set()
+
+    handler = ReleaseOnLoss()
+    logging.getLogger("redis_lock.refresh.thread").addHandler(handler)
+    try:
+        assert lost.acquire()
+        assert kept.acquire()
+        plain.set("lock:a", "someone else")
+        assert released.wait(10), "the loss was never logged"
+        # Two more expiries of "b": its key lives only if renewal goes on.
+        deadline = time.monotonic() + 2.5
+        while time.monotonic() < deadline:
+            assert plain.get("lock:b") == kept.id.encode(), "lock b was not renewed"
+            time.sleep(0.05)
+        assert not kept.lost
+        kept.release()
+    finally:
+        logging.getLogger("redis_lock.refresh.thread").removeHandler(handler)
+        client.close()

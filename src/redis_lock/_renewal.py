@@ -223,7 +223,7 @@ def _settle_jobs(
             collected(entry)
         elif _settle(entry, job.result, now):
             due(entry)
-        else:
+        elif not entry.finished:  # a release made while _settle logged the loss has ended (and counted) it
             entry.finished = True
             ended(entry)
 
