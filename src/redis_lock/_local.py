@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import threading
 import time as mod_time
 from typing import final
@@ -203,7 +204,9 @@ class TaskGate(_Gate):
         with self._mutex:
             if self._ticket is entry[1]:
                 return True
-            self._waiters.remove(entry)
+            # leave() may have dropped it already (its event loop had closed).
+            with contextlib.suppress(ValueError):
+                self._waiters.remove(entry)
             return False
 
     def leave(self, ticket: Ticket) -> None:
