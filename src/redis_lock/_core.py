@@ -173,14 +173,15 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
-def validate_name(name: object) -> str:
+def validate_name(name: object, argument: str = "name") -> str:
+    """A lock name (or, as ``argument``, another name): a non-empty str encodable as UTF-8."""
     if not isinstance(name, str):
         raise InvalidArgumentType(
-            f"name must be a str, not {type(name).__name__}: name={name!r}", argument="name"
+            f"{argument} must be a str, not {type(name).__name__}: {argument}={name!r}", argument=argument
         )
     if not name:
-        raise InvalidArgument("name must not be empty: name=''", argument="name")
-    check_encodable(name, "name")
+        raise InvalidArgument(f"{argument} must not be empty: {argument}=''", argument=argument)
+    check_encodable(name, argument)
     return name
 
 

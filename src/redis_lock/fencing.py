@@ -49,7 +49,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from . import _clients
-from ._core import check_encodable, is_array
+from ._core import check_encodable, is_array, validate_name
 from ._engine import Call, Steps, drive, drive_async
 from ._exceptions import InvalidArgument, InvalidArgumentType, RedisLockError, StaleToken
 from ._scripts import FENCED_SET, run
@@ -155,7 +155,7 @@ def _set_steps(
     client: object, resource: object, token: object, value: object, *, flavour: str
 ) -> Steps[None]:
     _check_client(client, flavour)
-    name = _validate_resource(resource)
+    name = validate_name(resource, "resource")
     number = _validate_token(token)
     data = _validate_value(value)
     reply = yield from run(
@@ -168,7 +168,7 @@ def _set_steps(
 
 def _get_steps(client: object, resource: object, *, flavour: str) -> Steps[tuple[int, bytes] | None]:
     _check_client(client, flavour)
-    key = _KEY_PREFIX + _validate_resource(resource)
+    key = _KEY_PREFIX + validate_name(resource, "resource")
     # Undecoded, so a value written as bytes reads back as those bytes on a decode_responses client too.
     reply = yield Call("execute_command", ("HMGET", key, "token", "value"), {_NEVER_DECODE: True})
     return _parse_get_reply(reply)
@@ -198,19 +198,6 @@ def _check_client(client: object, flavour: str) -> None:
                 else "; use fenced_set and fenced_get with it"
             )
         raise type(exc)(f"client must be {expected}, got {got}{hint}", argument="client") from None
-
-
-def _validate_resource(resource: object) -> str:
-    """A resource name: a non-empty str encodable as UTF-8 (as a lock name)."""
-    if not isinstance(resource, str):
-        raise InvalidArgumentType(
-            f"resource must be a str, not {type(resource).__name__}: resource={resource!r}",
-            argument="resource",
-        )
-    if not resource:
-        raise InvalidArgument("resource must not be empty: resource=''", argument="resource")
-    check_encodable(resource, "resource")
-    return resource
 
 
 def _validate_token(token: object) -> int:
