@@ -19,6 +19,9 @@ This file is the public facade; the implementation lives in private modules:
   synchronous client (and start the renewal thread);
 - ``_async``: :class:`AsyncLock` and :func:`async_reset_all`, which drive them
   with an asyncio client (and start the renewal task);
+- ``_waiting``: waiting at scale: one blocking connection per client (a thread,
+  or a task per event loop) watches the signal lists for every waiter of the
+  process, which sleeps locally;
 - ``_renewal``: auto-renewal, one scheduler per client (a thread, or a task per
   event loop) over many locks, with pipelined extends;
 - ``_exceptions``: the exception hierarchy;

@@ -563,15 +563,12 @@ def wait_chunk(socket_timeout: object) -> float:
 @final
 @dataclass(frozen=True, slots=True)
 class WaitPlan:
-    """How a waiter spends the time until its next acquire attempt.
+    """How long a waiter sleeps before its next acquire attempt: until the ``monotonic()`` time ``until``.
 
-    First BLPOP on the signal list for ``blpop`` seconds (skipped when 0); a
-    signal ends the wait at once. If no signal came and ``sleep_until`` is set,
-    sleep on the client until that ``monotonic()`` time.
+    It sleeps locally (``_waiting``); a wake-up signal for its lock ends the sleep at once.
     """
 
-    blpop: float
-    sleep_until: float | None
+    until: float
 
 
 def plan_wait(now: float, deadline: float | None, holder_pttl_ms: int, chunk: float) -> WaitPlan:
@@ -579,29 +576,19 @@ def plan_wait(now: float, deadline: float | None, holder_pttl_ms: int, chunk: fl
 
     The wait ends at the earliest of: the caller's ``deadline``, the holder's key
     expiring (so a waiter wakes when the lock expires, not only on release), and
-    a socket-safe ``chunk``. Redis checks BLPOP timeouts only on its timer tick
-    (every 100 ms at the default ``hz 10``), so a BLPOP may overrun its timeout by
-    up to :data:`SERVER_TIMER_RESOLUTION`. For the two targets that need precision
-    (deadline, expiry) the BLPOP therefore stops one resolution early and the
-    client sleeps the rest, so neither is missed by more than a round trip.
+    a re-check ``chunk`` (which bounds the cost of a lost wake-up signal). The
+    waiter sleeps on a local timer, so each target is kept to the millisecond:
+    Redis' own timer tick (``hz``), which makes a BLPOP's timeout up to 100 ms
+    late, no longer decides when a waiter wakes.
     """
     target = now + chunk
-    precise = False
-    if deadline is not None and deadline <= target:
-        target, precise = deadline, True
+    if deadline is not None and deadline < target:
+        target = deadline
     if holder_pttl_ms >= 0:
         # Redis deems a key expired once its deadline has passed; one extra
         # millisecond makes sure it has when the waiter retries.
-        expiry = now + (holder_pttl_ms + 1) / 1000
-        if expiry <= target:
-            target, precise = expiry, True
-    # Whole milliseconds, rounded up; rounding to a microsecond first keeps float
-    # noise (0.7010000000000001 s) from adding a millisecond.
-    blpop = math.ceil(round((target - now - SERVER_TIMER_RESOLUTION) * 1000, 3)) / 1000
-    if blpop < MIN_WAIT:
-        # Too short for BLPOP (whose 0 means "forever"): sleep the whole wait.
-        return WaitPlan(blpop=0.0, sleep_until=target)
-    return WaitPlan(blpop=blpop, sleep_until=target if precise else None)
+        target = min(target, now + (holder_pttl_ms + 1) / 1000)
+    return WaitPlan(until=target)
 
 
 @final

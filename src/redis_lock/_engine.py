@@ -37,6 +37,7 @@ __all__ = [
     "Block",
     "Call",
     "Collect",
+    "Detach",
     "EnterGate",
     "Guarded",
     "Pipeline",
@@ -44,6 +45,7 @@ __all__ = [
     "Sleep",
     "Steps",
     "StopRenewal",
+    "Wait",
     "drive",
     "drive_async",
     "in_background",
@@ -114,6 +116,27 @@ class Sleep:
 
 @final
 @dataclass(slots=True)
+class Detach:
+    """Run ``steps`` without waiting for them: inline on a thread, in a task of their own on asyncio.
+
+    The effect returns None at once on asyncio, so yielding it is no point where a
+    cancellation can land; ``steps`` must handle their own errors.
+    """
+
+    steps: Steps[None]
+
+
+@final
+@dataclass(slots=True)
+class Wait:
+    """Sleep on a local ``signal`` (``_waiting``) until it is set or until the ``monotonic()`` time ``until``."""
+
+    signal: Any
+    until: float
+
+
+@final
+@dataclass(slots=True)
 class EnterGate:
     """Pass the lock object's local gate (``_local``); send back the ticket, or None."""
 
@@ -154,7 +177,9 @@ class Guarded(Generic[T]):
             self.pending.add_done_callback(lambda _: callback())
 
 
-Effect: TypeAlias = "Call | Block | Collect | Pipeline | Sleep | EnterGate | StopRenewal | Guarded[Any]"
+Effect: TypeAlias = (
+    "Call | Block | Collect | Pipeline | Sleep | Wait | Detach | EnterGate | StopRenewal | Guarded[Any]"
+)
 #: A primitive's steps: yields effects, is sent their results, returns ``T``.
 Steps: TypeAlias = Generator[Effect, Any, T]
 
@@ -175,8 +200,10 @@ class Host:
 # pass the gate) is started by _begin, whose result the async driver awaits.
 
 
-def _begin(client: Any, effect: Block | Pipeline | EnterGate | StopRenewal, host: Host | None) -> Any:
+def _begin(client: Any, effect: Wait | Block | Pipeline | EnterGate | StopRenewal, host: Host | None) -> Any:
     """Start ``effect``: its result, or on asyncio the awaitable of it (Call is the drivers' own fast path)."""
+    if type(effect) is Wait:
+        return effect.signal.wait(effect.until)  # a ThreadSignal sleeps; a TaskSignal returns a coroutine
     if type(effect) is EnterGate:
         assert host is not None, effect
         # The drivers are the other half of Host, whose members are private to the engine and the lock classes.
@@ -215,6 +242,8 @@ def drive(client: Any, steps: Steps[T], host: Host | None = None) -> T:
                     type(effect) is Collect
                 ):  # effect classes are final: exact types, the most frequent first
                     result = list(getattr(client, effect.method)(**effect.kwargs))
+                elif type(effect) is Detach:
+                    result = drive(client, effect.steps, host)
                 else:
                     result = _begin(client, effect, host)
             except Exception as exc:
@@ -277,6 +306,8 @@ async def drive_async(client: Any, steps: Steps[T], host: Host | None = None) ->
                     type(effect) is Collect
                 ):  # effect classes are final: exact types, the most frequent first
                     result = [entry async for entry in getattr(client, effect.method)(**effect.kwargs)]
+                elif type(effect) is Detach:
+                    result = in_background(drive_async(client, effect.steps, host))
                 else:
                     result = await _begin(client, effect, host)
                 if cancelling is not None and cancelling() > before:

@@ -19,8 +19,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 
 from . import _clients, _core, _keys
 from ._core import logger_for_acquire, logger_for_refresh_start, logger_for_release
-from ._engine import Block, Call, Collect, EnterGate, Guarded, Host, Sleep, Steps, StopRenewal
+from ._engine import Call, Collect, Detach, EnterGate, Guarded, Host, Steps, StopRenewal, Wait
 from ._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, run, run_then_wait
+from ._waiting import Entry, Hub, enlist, wakes_steps
 
 if TYPE_CHECKING:
     from ._local import Ticket
@@ -300,26 +301,36 @@ class LockCore(Host, Generic[C]):
         )
 
     def _acquire_in_redis(self, request: _core.AcquireRequest, guards: list[Guarded[object]]) -> Steps[bool]:
-        """The acquire loop, run by the caller that passed the gate: try, wait, try again."""
+        """The acquire loop, run by the caller that passed the gate: try, wait, try again.
+
+        A busy lock is waited for through the client's hub (``_waiting``): this
+        call sleeps locally, and one BLPOP per client watches the signal lists of
+        every lock that has waiters in this process.
+        """
+        hub: Hub | None = None
+        entry: Entry | None = None
         interrupted = False
-        while True:
-            sent = mod_time.monotonic()
-            guard: Guarded[object] = Guarded(
-                self._try_acquire_steps(request), functools.partial(self._undo_attempt, request)
-            )
-            guards.append(guard)
-            reply = yield guard
-            step = _core.next_acquire_step(reply, request, now=mod_time.monotonic(), chunk=self._wait_chunk)
-            if not isinstance(step, _core.WaitPlan):
-                break
-            # Cancelled here, nothing is held. A BLPOP cancelled just as it popped
-            # a signal swallows that wake-up; the other waiters then see the free
-            # lock at their next re-check (at most a wait chunk, see _core.MAX_WAIT_CHUNK).
-            if step.blpop:
+        try:
+            while True:
+                sent = mod_time.monotonic()
+                guard: Guarded[object] = Guarded(
+                    self._try_acquire_steps(request), functools.partial(self._undo_attempt, request)
+                )
+                guards.append(guard)
+                reply = yield guard
+                step = _core.next_acquire_step(reply, request, now=mod_time.monotonic(), chunk=self._wait_chunk)
+                if not isinstance(step, _core.WaitPlan):
+                    break
+                if hub is None or entry is None:
+                    hub, entry = self._enlist()
+                nudge = hub.ready(entry)
+                if nudge is not None:
+                    yield from wakes_steps([nudge], cluster=self._cluster)
+                yield Wait(entry.signal, step.until)
                 try:
-                    woken = yield Block("blpop", ([self._signal], step.blpop))
+                    hub.take(entry)  # woken by a signal, or the plan's time came: try again either way
                 except Exception as exc:
-                    # A failover cut the wait short: try again at once, as on a
+                    # A failover cut the hub's wait short: try again at once, as on a
                     # wake-up, but never twice in a row (no spinning on a broken wait).
                     if interrupted or not _core.is_interrupted_wait(exc):
                         raise
@@ -329,10 +340,18 @@ class LockCore(Host, Generic[C]):
                     )
                     continue
                 interrupted = False
-                if woken:
-                    continue  # woken by a release or reset: try again at once
-            if step.sleep_until is not None:
-                yield Sleep(step.sleep_until)
+        except GeneratorExit:
+            if hub is not None and entry is not None:
+                hub.leave(entry, acquired=False)  # closed without a driver: only the local hand-over
+            raise
+        except BaseException:
+            if hub is not None and entry is not None:
+                # Cancelled or failed, nothing is held: a signal this call was handed
+                # and did not use goes to the next waiter, here or in another process.
+                yield from self._leave_hub(hub, entry, acquired=False)
+            raise
+        if hub is not None and entry is not None:
+            yield from self._leave_hub(hub, entry, acquired=bool(step))
         if not step:
             logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
             return False
@@ -347,6 +366,28 @@ class LockCore(Host, Generic[C]):
         if self._lease.renewed:
             self._start_lock_renewer()
         return True
+
+    def _enlist(self) -> tuple[Hub, Entry]:
+        """Queue this call in its client's hub (its thread's, or its event loop's)."""
+        return enlist(
+            self._flavour,
+            self._client,
+            cluster=self._cluster,
+            chunk=self._wait_chunk,
+            key=self._signal,
+            lock_key=self._name,
+            expire_ms=self._signal_expire,
+        )
+
+    def _leave_hub(self, hub: Hub, entry: Entry, *, acquired: bool) -> Steps[None]:
+        """End this call's place in the hub; what that leaves to push to Redis is pushed in the background.
+
+        In the background (:class:`~redis_lock._engine.Detach`), so that nothing
+        between taking the lock and returning can be cancelled.
+        """
+        wakes = hub.leave(entry, acquired=acquired)
+        if wakes:
+            yield Detach(wakes_steps(wakes, cluster=self._cluster))
 
     def _try_acquire_steps(self, request: _core.AcquireRequest) -> Steps[object]:
         """Run acquire.lua once; with ``wait_replicas``, WAIT for the replicas too.

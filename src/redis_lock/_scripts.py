@@ -35,6 +35,7 @@ __all__ = [
     "RESET_ALL",
     "SCRIPTS",
     "UNLOCK",
+    "WAKE",
     "Script",
     "evalsha",
     "is_noscript_error",
@@ -66,10 +67,12 @@ RESET: Final = _load("reset")
 RESET_ALL: Final = _load("reset_all")
 #: The resource side of fencing (``redis_lock.fencing``): a write checked against the last accepted token.
 FENCED_SET: Final = _load("fenced_set")
+#: The waiters' hub (``_waiting``): give a signal back, or nudge a hub's BLPOP.
+WAKE: Final = _load("wake")
 
 #: Every script, by name; the registry both flavours use.
 SCRIPTS: Final[dict[str, Script]] = {
-    s.name: s for s in (ACQUIRE, UNLOCK, EXTEND, RESET, RESET_ALL, FENCED_SET)
+    s.name: s for s in (ACQUIRE, UNLOCK, EXTEND, RESET, RESET_ALL, FENCED_SET, WAKE)
 }
 
 

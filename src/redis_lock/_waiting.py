@@ -1,0 +1,537 @@
+"""Waiting at scale: one blocking connection per client, shared by every waiter of the process.
+
+A waiter does not block in Redis itself. It joins the *hub* of its client
+(per event loop, for asyncio clients; per hash slot, on Redis Cluster) and sleeps
+on a local primitive (:class:`threading.Event`, an asyncio future) until its
+own target: the caller's deadline, the holder's key expiring, or a re-check
+chunk. The hub's loop (a daemon thread, or a task) is the one caller of
+``BLPOP``: on a private control list and on the signal list of every lock that
+has a waiter here. A popped signal wakes the first waiter of that lock in
+arrival order::
+
+    waiters (local)          hub loop                       Redis
+      A, B: wait lock x  ->  BLPOP ctl sig:x sig:y 2.5 ---->| (one connection)
+      C: wait lock y                                        |<-- release x: LPUSH sig:x
+      A <- wake -----------  popped sig:x <-----------------|
+      A -- EVALSHA acquire (one command, any connection) -->|
+
+How the set of keys changes while a BLPOP is in flight: a waiter for a key the
+BLPOP does not cover pushes one element onto the hub's control list (``wake.lua``,
+one short command); the BLPOP returns it, and the loop blocks again with the new
+set. Keys whose waiters left are dropped at the next round; a signal popped for a
+key that no local waiter takes any more is *given back* (pushed again, unless the
+lock was taken meanwhile), so waiters in other processes are not starved. A waiter
+that leaves holding a signal it did not use (it timed out, was cancelled, or took
+the lock by its own re-check) passes it to the next local waiter of that lock, or
+gives it back. The hub loop holds its connection only while it blocks in Redis:
+when nobody waits it stops blocking (the last waiter to leave nudges it), lingers
+for :data:`LINGER` seconds without a connection, and ends.
+
+The decisions (who gets a signal, which keys to block on, when to nudge, what to
+give back) are :class:`Hub`'s, in one copy, under one mutex; the loop is engine
+steps (:func:`hub_steps`) that either driver runs, in a thread or in a task.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import threading
+import time as mod_time
+from typing import TYPE_CHECKING, Final, final
+
+from . import _core, _keys
+from ._core import logger_for_acquire
+from ._engine import Block, Steps, Wait, drive, drive_async, in_background
+from ._scripts import WAKE, run
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = [
+    "CONTROL_EXPIRE_MS",
+    "CONTROL_PREFIX",
+    "LINGER",
+    "Entry",
+    "Hub",
+    "TaskSignal",
+    "ThreadSignal",
+    "enlist",
+    "hub_steps",
+    "task_hub",
+    "thread_hub",
+    "wake_steps",
+    "wakes_steps",
+]
+
+#: How long a hub loop that nobody needs stays (with no connection) for the next waiter, in seconds.
+LINGER: Final = 2.0
+#: The hubs' private control lists: ``lock-waiters:<process>:<n>`` (``lock-waiters:{<name>}:...`` on a cluster).
+CONTROL_PREFIX: Final = "lock-waiters:"
+#: How long a control list element that no hub popped lives, in milliseconds.
+CONTROL_EXPIRE_MS: Final = 60_000
+
+
+# ---------------------------------------------------------------------------
+# Local signals: how one waiter (or the hub loop) sleeps, per flavour.
+
+
+@final
+class ThreadSignal:
+    """A waiter's local wake-up, for threads (greenlets too, when :mod:`threading` is monkey-patched)."""
+
+    __slots__ = ("_event",)
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def set(self) -> None:
+        self._event.set()
+
+    def clear(self) -> None:
+        self._event.clear()
+
+    def wait(self, until: float) -> None:
+        """Sleep until set, or until the ``monotonic()`` time ``until``."""
+        self._event.wait(max(0.0, until - mod_time.monotonic()))
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+@final
+class TaskSignal:
+    """A waiter's local wake-up, for asyncio tasks of one event loop."""
+
+    __slots__ = ("_future", "_is_set", "_loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._is_set = False
+        self._future: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._is_set = True
+        if self._future is not None:
+            _resolve(self._future)
+
+    def clear(self) -> None:
+        self._is_set = False
+
+    async def wait(self, until: float) -> None:
+        """Sleep until set, or until the ``monotonic()`` time ``until``."""
+        if self._is_set:
+            return
+        self._future = future = self._loop.create_future()
+        timer = self._loop.call_later(max(0.0, until - mod_time.monotonic()), _resolve, future)
+        try:
+            await future
+        finally:
+            timer.cancel()
+            self._future = None
+
+
+# ---------------------------------------------------------------------------
+# The decisions.
+
+
+@final
+class Entry:
+    """One ``acquire()`` call's place in its hub, from its first wait to its end.
+
+    ``signalled``: a signal was handed to it and not used yet; ``waiting``: it is
+    sleeping on ``signal`` (rather than running the acquire script); ``error``:
+    the hub's ``BLPOP`` failed while it waited.
+    """
+
+    __slots__ = ("error", "expire_ms", "key", "lock_key", "signal", "signalled", "waiting")
+
+    def __init__(self, key: str, lock_key: str, expire_ms: int, signal: ThreadSignal | TaskSignal) -> None:
+        self.key = key
+        self.lock_key = lock_key
+        self.expire_ms = expire_ms
+        self.signal = signal
+        self.signalled = False
+        self.waiting = False
+        self.error: Exception | None = None
+
+
+#: What a waiter or the loop must send after a decision: (list key, lock key or None, expire in ms).
+Wake = tuple[str, "str | None", int]
+
+
+@final
+class Hub:
+    """The waiters of one client (one event loop, one hash slot), and every decision about them.
+
+    Thread-safe; performs no I/O. The loop calls :meth:`plan`, :meth:`deliver`
+    and :meth:`fail`; waiters call :meth:`enlist` (through :func:`thread_hub` or
+    :func:`task_hub`), :meth:`ready`, :meth:`take` and :meth:`leave`.
+    """
+
+    def __init__(
+        self,
+        client: object,
+        control: str,
+        chunk: float,
+        make_signal: Callable[[], ThreadSignal | TaskSignal],
+        start: Callable[[Hub], None],
+        forget: Callable[[Hub], bool],
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self.client = client
+        #: The event loop of an asyncio client's hub (None for threads).
+        self.loop = loop
+        #: This hub's private control list (see the module docstring).
+        self.control = control
+        #: The longest BLPOP: shorter than the client's socket timeout.
+        self.chunk = chunk
+        self.make_signal = make_signal
+        self._start = start
+        self._forget = forget
+        self.mutex = threading.Lock()
+        #: The entries of each signal key, in arrival order (a dict is an ordered set).
+        self.queues: dict[str, dict[Entry, None]] = {}
+        #: The loop's own wake-up, while it has no BLPOP to send.
+        self.idle = make_signal()
+        self.running = False
+        #: The signal keys of the BLPOP in flight (or about to be sent), else empty.
+        self.blocked: frozenset[str] = frozenset()
+        self.in_blpop = False
+        #: A control element is on its way for the BLPOP in flight.
+        self.nudged = False
+        #: Each signal key's ``signal_expire`` (for giving its signal back), while it may be popped.
+        self.expires: dict[str, int] = {}
+        self._idle_since: float | None = None
+        self.ended = False
+
+    # -- waiters ----------------------------------------------------------------------
+
+    def enlist(self, key: str, lock_key: str, expire_ms: int) -> Entry:
+        """Queue a new waiter for ``key`` (called with the registry's mutex held, see :func:`_hub_for`)."""
+        entry = Entry(key, lock_key, expire_ms, self.make_signal())
+        with self.mutex:
+            self.queues.setdefault(key, {})[entry] = None
+            self.expires[key] = expire_ms
+            self._idle_since = None
+        return entry
+
+    def ready(self, entry: Entry) -> Wake | None:
+        """``entry`` is about to sleep: make sure a BLPOP covers its key.
+
+        :returns: the control list's wake-up to push (the BLPOP in flight does
+            not cover the key), or None. If ``entry`` holds a signal already, its
+            ``signal`` is set and the wait returns at once.
+        """
+        with self.mutex:
+            entry.waiting = True
+            if entry.signalled:
+                entry.signal.set()
+                return None
+            entry.signal.clear()
+            if not self.running:
+                self.running = True
+                self._start(self)
+            elif not self.in_blpop:
+                self.idle.set()  # the loop is idle or between two BLPOPs: it plans again
+            elif entry.key not in self.blocked and not self.nudged:
+                self.nudged = True
+                return (self.control, None, CONTROL_EXPIRE_MS)
+            return None
+
+    def take(self, entry: Entry) -> bool:
+        """After the wait: True if a signal woke ``entry`` (it is used up now), False if its time came.
+
+        :raises: the hub's ``BLPOP`` error, if it failed while ``entry`` waited.
+        """
+        with self.mutex:
+            entry.waiting = False
+            error, entry.error = entry.error, None
+            if entry.signalled:
+                entry.signalled = False
+                return True
+        if error is not None:
+            raise error
+        return False
+
+    def leave(self, entry: Entry, *, acquired: bool) -> list[Wake]:
+        """``entry``'s ``acquire()`` ends. A signal it did not use goes to the next waiter, or is given back.
+
+        If the call ``acquired`` the lock, such a signal is dropped instead: the
+        lock is held again, and its release will signal anew.
+
+        :returns: what to push: a signal to give back, and the control list when
+            nobody waits any more while a BLPOP holds a connection.
+        """
+        wakes: list[Wake] = []
+        with self.mutex:
+            entry.waiting = False
+            queue = self.queues.get(entry.key)
+            if queue is not None:
+                queue.pop(entry, None)
+                if not queue:
+                    del self.queues[entry.key]
+            if entry.signalled:
+                entry.signalled = False
+                if not acquired and not self._hand(entry.key):
+                    wakes.append((entry.key, entry.lock_key, entry.expire_ms))
+            orphaned = not self.queues and not self.running
+            if not self.queues:
+                # The BLPOP in flight pops a signal given back on one of its keys: that ends it too.
+                if self.in_blpop and not self.nudged and not (wakes and entry.key in self.blocked):
+                    self.nudged = True
+                    wakes.append((self.control, None, CONTROL_EXPIRE_MS))
+                self.idle.set()
+        if orphaned:
+            self._forget(self)  # the loop ended (an error) and nobody waits: no loop will end this hub
+        return wakes
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def plan(self, now: float) -> tuple[str, ...] | float | None:
+        """What the loop does next.
+
+        :returns: the keys to BLPOP (the control list first); or a ``monotonic()``
+            time to sleep until, locally, when nobody needs Redis now; or None:
+            the loop ends (nobody waited for :data:`LINGER` seconds).
+        """
+        with self.mutex:
+            self.idle.clear()
+            self.in_blpop = self.nudged = False
+            keys = [k for k, q in self.queues.items() if any(e.waiting and not e.signalled for e in q)]
+            self.blocked = frozenset(keys)
+            self.expires = {k: v for k, v in self.expires.items() if k in self.queues}
+            if keys:
+                self.in_blpop = True
+                return (self.control, *keys)
+            if self.queues:
+                return now + self.chunk  # everyone has a signal to use, or is trying the lock
+            if self._idle_since is None:
+                self._idle_since = now
+            if now < self._idle_since + LINGER:
+                return self._idle_since + LINGER
+        # The registry's mutex, then this one: the loop ends only if no waiter arrived meanwhile.
+        return None if self._forget(self) else now
+
+    def end_if_idle(self) -> bool:
+        """Called by the registry with its mutex held: end this hub unless a waiter arrived meanwhile."""
+        with self.mutex:
+            if self.queues:
+                return False
+            self.running = False
+            self.ended = True
+            return True
+
+    def deliver(self, reply: object) -> Wake | None:
+        """The BLPOP returned ``reply`` (None: its time ran out): wake the first waiter of the popped key.
+
+        :returns: a signal to give back (no local waiter takes it), or None.
+        """
+        key = _popped_key(reply)
+        with self.mutex:
+            self.in_blpop = False
+            if key is None or key == self.control or self._hand(key):
+                return None
+            # Nobody here waits for it now: push it again for the other processes' waiters.
+            expire_ms = self.expires.get(key, _core.DEFAULT_SIGNAL_EXPIRE_MS)
+        return (key, _keys.LOCK_PREFIX + key[len(_keys.SIGNAL_PREFIX) :], expire_ms)
+
+    def fail(self, error: Exception | None) -> None:
+        """The loop ended abnormally: every sleeping waiter wakes, with ``error`` (None: to try again).
+
+        A waiter restarts the loop when it waits again.
+        """
+        with self.mutex:
+            self.in_blpop = False
+            self.running = False
+            for queue in self.queues.values():
+                for entry in queue:
+                    if entry.waiting and not entry.signalled:
+                        entry.error = error
+                        entry.signal.set()
+
+    def _hand(self, key: str) -> bool:
+        """Hand a signal for ``key`` to its first waiter without one (mutex held); False if there is none."""
+        for entry in self.queues.get(key, ()):
+            if not entry.signalled:
+                entry.signalled = True
+                entry.signal.set()
+                return True
+        return False
+
+
+def _popped_key(reply: object) -> str | None:
+    if not isinstance(reply, list | tuple) or not reply:
+        return None
+    key: object = reply[0]
+    if isinstance(key, bytes):
+        return key.decode("utf-8", "replace")
+    return key if isinstance(key, str) else None
+
+
+# ---------------------------------------------------------------------------
+# The loop, as steps either driver runs.
+
+
+def wake_steps(wake: Wake, *, cluster: bool) -> Steps[object]:
+    """Push one element onto a signal or control list (``wake.lua``)."""
+    key, lock_key, expire_ms = wake
+    keys = (key,) if lock_key is None else (key, lock_key)
+    return run(WAKE, keys, (str(expire_ms),), cluster=cluster)
+
+
+def wakes_steps(wakes: list[Wake], *, cluster: bool) -> Steps[None]:
+    """Push each of ``wakes``; a failure is logged, not raised (the waiters re-check the lock on their own)."""
+    for wake in wakes:
+        try:
+            yield from wake_steps(wake, cluster=cluster)
+        except Exception as exc:
+            logger_for_acquire.warning("Waking the waiters of %r failed: %r.", wake[0], exc)
+
+
+def hub_steps(hub: Hub, *, cluster: bool) -> Steps[None]:
+    """The hub's loop: BLPOP for every waiting key, hand out what it pops; end when nobody waits."""
+    while True:
+        plan = hub.plan(mod_time.monotonic())
+        if plan is None:
+            return
+        if isinstance(plan, float):
+            yield Wait(hub.idle, plan)
+            continue
+        try:
+            reply = yield Block("blpop", (plan, hub.chunk))
+        except Exception as exc:
+            hub.fail(exc)
+            return
+        back = hub.deliver(reply)
+        if back is not None:
+            yield from wakes_steps([back], cluster=cluster)
+
+
+# ---------------------------------------------------------------------------
+# The hubs of this process, by client (and event loop, and slot).
+
+
+class _Registry:
+    def __init__(self) -> None:
+        self.pid = os.getpid()
+        self.token = os.urandom(6).hex()
+        self.mutex = threading.Lock()
+        self.hubs: dict[tuple[int, ...], Hub] = {}
+        self.count = itertools.count()
+
+    def check_pid(self) -> None:
+        """In a forked child, forget the parent's hubs (their loops did not survive the fork)."""
+        if self.pid != os.getpid():
+            self.pid = os.getpid()
+            self.token = os.urandom(6).hex()
+            self.mutex = threading.Lock()
+            self.hubs = {}
+
+
+_registry: Final = _Registry()
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_registry.check_pid)
+
+
+def _enlist(
+    ident: tuple[int, ...],
+    make: Callable[[str], Hub],
+    tag: str,
+    key: str,
+    lock_key: str,
+    expire_ms: int,
+    loop: asyncio.AbstractEventLoop | None = None,
+) -> tuple[Hub, Entry]:
+    _registry.check_pid()
+    with _registry.mutex:
+        hub = _registry.hubs.get(ident)
+        # A closed event loop's id may be reused by a new loop: its hub is not this loop's.
+        if hub is None or hub.loop is not loop:
+            control = f"{CONTROL_PREFIX}{tag}{_registry.token}:{next(_registry.count)}"
+            hub = _registry.hubs[ident] = make(control)
+        return hub, hub.enlist(key, lock_key, expire_ms)
+
+
+def _forget(ident: tuple[int, ...]) -> Callable[[Hub], bool]:
+    def forget(hub: Hub) -> bool:
+        with _registry.mutex:
+            if not hub.end_if_idle():
+                return False
+            if _registry.hubs.get(ident) is hub:
+                del _registry.hubs[ident]
+            return True
+
+    return forget
+
+
+def _tag(cluster: bool, key: str) -> tuple[int, str]:
+    """The hub's slot part: on a cluster, the signal key's slot and hash tag (the control list goes with it)."""
+    if not cluster:
+        return -1, ""
+    suffix = key[len(_keys.SIGNAL_PREFIX) :]
+    return _keys.key_slot(key), suffix + ":"
+
+
+def thread_hub(
+    client: object, *, cluster: bool, chunk: float, key: str, lock_key: str, expire_ms: int
+) -> tuple[Hub, Entry]:
+    """Queue a waiting thread for ``key`` in ``client``'s hub (started on demand, as a daemon thread)."""
+    slot, tag = _tag(cluster, key)
+    ident = (id(client), slot)
+
+    def start(hub: Hub) -> None:
+        name = f"redis_lock.wait {type(client).__qualname__}@{id(client):#x}"
+        threading.Thread(target=_run_thread, args=(hub, cluster), name=name, daemon=True).start()
+
+    def make(control: str) -> Hub:
+        return Hub(client, control, chunk, ThreadSignal, start, _forget(ident))
+
+    return _enlist(ident, make, tag, key, lock_key, expire_ms)
+
+
+def task_hub(
+    client: object, *, cluster: bool, chunk: float, key: str, lock_key: str, expire_ms: int
+) -> tuple[Hub, Entry]:
+    """Queue a waiting task for ``key`` in the hub of ``client`` on the running event loop."""
+    loop = asyncio.get_running_loop()
+    slot, tag = _tag(cluster, key)
+    ident = (id(client), id(loop), slot)
+
+    def start(hub: Hub) -> None:
+        in_background(_run_task(hub, cluster))
+
+    def make(control: str) -> Hub:
+        return Hub(client, control, chunk, lambda: TaskSignal(loop), start, _forget(ident), loop)
+
+    return _enlist(ident, make, tag, key, lock_key, expire_ms, loop)
+
+
+def enlist(
+    flavour: str, client: object, *, cluster: bool, chunk: float, key: str, lock_key: str, expire_ms: int
+) -> tuple[Hub, Entry]:
+    """Queue a waiter of the ``flavour`` ("sync" or "async") in its hub: :func:`thread_hub` or :func:`task_hub`."""
+    join = thread_hub if flavour == "sync" else task_hub
+    return join(client, cluster=cluster, chunk=chunk, key=key, lock_key=lock_key, expire_ms=expire_ms)
+
+
+def _run_thread(hub: Hub, cluster: bool) -> None:
+    try:
+        drive(hub.client, hub_steps(hub, cluster=cluster))
+    except BaseException as exc:  # pragma: no cover - a bug: wake the waiters rather than strand them
+        hub.fail(exc if isinstance(exc, Exception) else None)
+        raise
+
+
+async def _run_task(hub: Hub, cluster: bool) -> None:
+    try:
+        await drive_async(hub.client, hub_steps(hub, cluster=cluster))
+    except BaseException as exc:
+        # Cancelled (the event loop shuts down, or a program cancels every task), or a bug:
+        # wake the waiters rather than strand them; after a cancellation they just try again.
+        hub.fail(exc if isinstance(exc, Exception) else None)
+        raise
