@@ -85,88 +85,62 @@ def request(
 
 
 @pytest.mark.parametrize(
-    ("deadline", "pttl", "chunk", "expected"),
+    ("deadline", "pttl", "chunk", "until"),
     [
-        # The chunk bounds the wait: BLPOP stops one timer tick early, no sleep after it.
-        (None, -1, 2.0, _core.WaitPlan(blpop=1.9, sleep_until=None)),
-        (None, 20_000, 10.0, _core.WaitPlan(blpop=9.9, sleep_until=None)),
-        # The holder's expiry (plus one ms) bounds it: BLPOP, then sleep to the expiry.
-        (None, 800, 2.0, _core.WaitPlan(blpop=0.701, sleep_until=NOW + 0.801)),
+        # The chunk bounds the wait.
+        (None, -1, 2.0, NOW + 2.0),
+        (None, 20_000, 10.0, NOW + 10.0),
+        # The holder's expiry (plus one ms) bounds it.
+        (None, 800, 2.0, NOW + 0.801),
         # The deadline bounds it.
-        (NOW + 0.5, -1, 2.0, _core.WaitPlan(blpop=0.4, sleep_until=NOW + 0.5)),
-        (NOW + 0.5, 800, 2.0, _core.WaitPlan(blpop=0.4, sleep_until=NOW + 0.5)),
+        (NOW + 0.5, -1, 2.0, NOW + 0.5),
+        (NOW + 0.5, 800, 2.0, NOW + 0.5),
         # The earlier of deadline and expiry wins.
-        (NOW + 1.0, 300, 2.0, _core.WaitPlan(blpop=0.201, sleep_until=NOW + 0.301)),
-        # Too short for BLPOP (its 0 means forever): sleep the whole wait.
-        (None, 50, 2.0, _core.WaitPlan(blpop=0.0, sleep_until=NOW + 0.051)),
-        (None, 0, 2.0, _core.WaitPlan(blpop=0.0, sleep_until=NOW + 0.001)),
-        (NOW + 0.0005, -1, 2.0, _core.WaitPlan(blpop=0.0, sleep_until=NOW + 0.0005)),
-        (None, -1, 0.05, _core.WaitPlan(blpop=0.0, sleep_until=NOW + 0.05)),
+        (NOW + 1.0, 300, 2.0, NOW + 0.301),
+        # Short waits are kept exactly: the waiter sleeps on a local timer, not in BLPOP.
+        (None, 50, 2.0, NOW + 0.051),
+        (None, 0, 2.0, NOW + 0.001),
+        (NOW + 0.0005, -1, 2.0, NOW + 0.0005),
+        (None, -1, 0.05, NOW + 0.05),
     ],
 )
-def test_plan_wait_table(deadline: float | None, pttl: int, chunk: float, expected: _core.WaitPlan) -> None:
-    """plan_wait ends the wait at the earliest of chunk, deadline and expiry + 1 ms, BLPOPing one tick short of it."""
-    plan = _core.plan_wait(NOW, deadline, pttl, chunk)
-    # Whole milliseconds, rounded up (float noise does not add one).
-    assert expected.blpop - EPS <= plan.blpop <= expected.blpop + EPS
-    if expected.sleep_until is None:
-        assert plan.sleep_until is None
-    else:
-        assert plan.sleep_until == pytest.approx(expected.sleep_until, abs=EPS)
-
-
-@pytest.mark.parametrize("now", [0.0, NOW, 123456.789])
-def test_plan_wait_blpop_is_not_rounded_up_by_float_noise(now: float) -> None:
-    """The Lock docstring's example (holder PTTL 800 ms) plans a BLPOP of exactly 0.701 s, at any monotonic time."""
-    plan = _core.plan_wait(now, None, 800, 2.0)
-    assert plan.blpop == 0.701
-    # So the BLPOP, even overrun by a whole timer tick, ends by the holder's expiry + 1 ms.
-    assert plan.blpop + _core.SERVER_TIMER_RESOLUTION <= 0.801
-
-
-def _plan_end(now: float, plan: _core.WaitPlan) -> float:
-    """When the planned wait ends if no signal comes (a BLPOP may overrun by one timer tick)."""
-    blpop_end = now + plan.blpop + (_core.SERVER_TIMER_RESOLUTION if plan.blpop else 0.0)
-    return blpop_end if plan.sleep_until is None else max(blpop_end, plan.sleep_until)
+def test_plan_wait_table(deadline: float | None, pttl: int, chunk: float, until: float) -> None:
+    """plan_wait ends the wait at the earliest of the chunk, the deadline and the holder's expiry + 1 ms."""
+    assert _core.plan_wait(NOW, deadline, pttl, chunk).until == pytest.approx(until, abs=EPS)
 
 
 @settings(PROFILE)
 @given(now=nows, wait=st.one_of(st.none(), waits), pttl=pttls, chunk=chunks)
 @example(now=NOW, wait=None, pttl=99, chunk=10.0)
-@example(now=NOW, wait=None, pttl=100, chunk=10.0)
 @example(now=NOW, wait=0.101, pttl=-1, chunk=10.0)
 def test_plan_wait_properties(now: float, wait: float | None, pttl: int, chunk: float) -> None:
-    """A wait plan never BLPOPs under 1 ms, never past the chunk, the deadline or expiry + 1 ms, and moves on."""
+    """A wait ends after now, and never past the chunk, the deadline or the holder's expiry + 1 ms."""
     deadline = None if wait is None else now + wait
     assume(deadline is None or deadline > now)
-    plan = _core.plan_wait(now, deadline, pttl, chunk)
-    # BLPOP's 0 means "forever": a planned BLPOP is 0 (skipped) or at least a millisecond, in whole ms.
-    assert plan.blpop == 0 or plan.blpop >= _core.MIN_WAIT
-    assert plan.blpop * 1000 == pytest.approx(round(plan.blpop * 1000), abs=1e-6)
-    # Never longer than the socket-safe chunk.
-    assert plan.blpop <= chunk + EPS
     limits = [now + chunk]
     if deadline is not None:
         limits.append(deadline)
     if pttl >= 0:
         limits.append(now + (pttl + 1) / 1000)
-    target = min(limits)
-    tol = slack(now)
-    # Never planned past the target, even with the server's late BLPOP timeout (rounded up to whole ms).
-    assert now + plan.blpop <= target + tol
-    assert _plan_end(now, plan) <= target + 0.001 + tol
-    if plan.sleep_until is not None:
-        assert plan.sleep_until <= target + tol
-    # Progress: the wait ends after now.
-    assert plan.blpop >= _core.MIN_WAIT or (plan.sleep_until is not None and plan.sleep_until > now)
-    # A precise target (deadline or expiry) is slept up to, so the waiter wakes when it comes.
-    if target < now + chunk:
-        assert plan.sleep_until == target
-    # Nothing wasted: the wait lasts up to the target (a chunk's BLPOP: short of it by at most one timer tick).
-    if plan.sleep_until is None:
-        assert now + plan.blpop >= target - _core.SERVER_TIMER_RESOLUTION - tol
-    else:
-        assert _plan_end(now, plan) >= target - tol
+    assert _core.plan_wait(now, deadline, pttl, chunk).until == min(limits)
+
+
+@pytest.mark.parametrize(
+    ("chunk", "expected"),
+    [
+        (_core.MAX_WAIT_CHUNK, 9.9),
+        (2.5, 2.4),
+        (1.0, 0.9),
+        (0.7010000000000001 + 0.1, 0.701),
+        (0.101, 0.001),
+        (0.1005, None),
+        (0.05, None),
+        (_core.MIN_WAIT, None),
+    ],
+)
+def test_blpop_timeout_table(chunk: float, expected: float | None) -> None:
+    """The hub's BLPOP asks for one timer tick less than the chunk, in whole ms; None when under 1 ms."""
+    assert _core.blpop_timeout(chunk) == expected
 
 
 @pytest.mark.parametrize(
@@ -198,12 +172,12 @@ def test_wait_chunk_never_trips_the_socket_timeout(socket_timeout: float) -> Non
     chunk = _core.wait_chunk(socket_timeout)
     assert _core.MIN_WAIT <= chunk <= _core.MAX_WAIT_CHUNK
     assert chunk <= socket_timeout * _core.SOCKET_TIMEOUT_FRACTION + EPS
-    plan = _core.plan_wait(NOW, None, -1, chunk)
-    if plan.blpop:
-        assert (
-            plan.blpop + _core.SERVER_TIMER_RESOLUTION
-            <= socket_timeout * _core.SOCKET_TIMEOUT_FRACTION + 0.001
-        )
+    blpop = _core.blpop_timeout(chunk)
+    if blpop is not None:
+        # Whole milliseconds, at least one (BLPOP's 0 means "forever").
+        assert blpop >= _core.MIN_WAIT
+        assert blpop * 1000 == pytest.approx(round(blpop * 1000), abs=1e-6)
+        assert blpop + _core.SERVER_TIMER_RESOLUTION <= socket_timeout * _core.SOCKET_TIMEOUT_FRACTION + EPS
 
 
 # ---------------------------------------------------------------------------

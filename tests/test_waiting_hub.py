@@ -47,7 +47,7 @@ class Harness:
     def __init__(self) -> None:
         self.starts = 0
         self.forgotten = 0
-        self.hub = Hub(object(), CONTROL, CHUNK, Recorded, self._start, self._forget)
+        self.hub = Hub(object(), CONTROL, CHUNK, Recorded, self._start, self._forget, linger=LINGER)
 
     def _start(self, hub: Hub) -> None:
         assert hub is self.hub
@@ -261,7 +261,7 @@ def test_ending_loses_the_race_to_a_new_waiter() -> None:
         forget_calls.append(ended)
         return ended
 
-    hub = Hub(object(), CONTROL, CHUNK, Recorded, lambda _: None, forget)
+    hub = Hub(object(), CONTROL, CHUNK, Recorded, lambda _: None, forget, linger=LINGER)
     assert hub.plan(0.0) == LINGER
     assert hub.plan(LINGER) == LINGER, "not ended: plan again at once"
     assert forget_calls == [False] and not hub.ended

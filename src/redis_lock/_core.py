@@ -64,6 +64,7 @@ __all__ = [
     "RenewalOutcome",
     "WaitPlan",
     "as_int_reply",
+    "blpop_timeout",
     "check_acquire_timeout",
     "check_auto_renewal",
     "check_encodable",
@@ -558,6 +559,21 @@ def wait_chunk(socket_timeout: object) -> float:
         if socket_timeout > 0:
             return max(MIN_WAIT, min(MAX_WAIT_CHUNK, socket_timeout * SOCKET_TIMEOUT_FRACTION))
     return UNKNOWN_SOCKET_TIMEOUT_CHUNK
+
+
+def blpop_timeout(chunk: float) -> float | None:
+    """The hub's BLPOP timeout for a client whose wait chunk is ``chunk``; None: too short to block safely.
+
+    Redis checks BLPOP timeouts only on its timer tick (every 100 ms at the
+    default ``hz 10``), so a BLPOP may overrun its timeout by up to
+    :data:`SERVER_TIMER_RESOLUTION`: it asks for one tick less than the chunk,
+    in whole milliseconds, so that even overrun it ends within the chunk, and
+    so within the client's socket timeout. A chunk shorter than that (a socket
+    timeout under about 0.2 s) leaves no safe BLPOP: the waiters then re-check
+    the lock every chunk on their own.
+    """
+    blpop = math.floor(round((chunk - SERVER_TIMER_RESOLUTION) * 1000, 3)) / 1000
+    return blpop if blpop >= MIN_WAIT else None
 
 
 @final

@@ -267,9 +267,9 @@ def _cancelling() -> Callable[[], int] | None:
 _background: Final[set[asyncio.Future[Any]]] = set()
 
 
-def in_background(coro: Coroutine[Any, Any, Any]) -> asyncio.Future[Any]:
-    """Run ``coro`` in a task that is kept alive until it ends."""
-    task = asyncio.ensure_future(coro)
+def in_background(coro: Coroutine[Any, Any, Any], name: str | None = None) -> asyncio.Future[Any]:
+    """Run ``coro`` in a task (named ``name``) that is kept alive until it ends."""
+    task = asyncio.get_running_loop().create_task(coro, name=name)
     _background.add(task)
     task.add_done_callback(_background.discard)
     return task

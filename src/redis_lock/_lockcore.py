@@ -318,7 +318,9 @@ class LockCore(Host, Generic[C]):
                 )
                 guards.append(guard)
                 reply = yield guard
-                step = _core.next_acquire_step(reply, request, now=mod_time.monotonic(), chunk=self._wait_chunk)
+                step = _core.next_acquire_step(
+                    reply, request, now=mod_time.monotonic(), chunk=self._wait_chunk
+                )
                 if not isinstance(step, _core.WaitPlan):
                     break
                 if hub is None or entry is None:

@@ -24,8 +24,8 @@ lock was taken meanwhile), so waiters in other processes are not starved. A wait
 that leaves holding a signal it did not use (it timed out, was cancelled, or took
 the lock by its own re-check) passes it to the next local waiter of that lock, or
 gives it back. The hub loop holds its connection only while it blocks in Redis:
-when nobody waits it stops blocking (the last waiter to leave nudges it), lingers
-for :data:`LINGER` seconds without a connection, and ends.
+when nobody waits it stops blocking (the last waiter to leave nudges it) and
+ends (a thread lingers for :data:`LINGER` seconds first, without a connection).
 
 The decisions (who gets a signal, which keys to block on, when to nudge, what to
 give back) are :class:`Hub`'s, in one copy, under one mutex; the loop is engine
@@ -53,6 +53,7 @@ __all__ = [
     "CONTROL_EXPIRE_MS",
     "CONTROL_PREFIX",
     "LINGER",
+    "WAIT_TASK",
     "Entry",
     "Hub",
     "TaskSignal",
@@ -65,7 +66,11 @@ __all__ = [
     "wakes_steps",
 ]
 
-#: How long a hub loop that nobody needs stays (with no connection) for the next waiter, in seconds.
+#: The name of a hub's thread or task starts with this (then the client's class and id).
+WAIT_TASK: Final = "redis_lock.wait"
+#: How long a hub thread that nobody needs stays (with no connection) for the next waiter, in seconds
+#: (starting a thread costs about 100 us). A hub task ends at once: a task costs little, and one left
+#: pending would outlive a program's last ``run_until_complete``.
 LINGER: Final = 2.0
 #: The hubs' private control lists: ``lock-waiters:<process>:<n>`` (``lock-waiters:{<name>}:...`` on a cluster).
 CONTROL_PREFIX: Final = "lock-waiters:"
@@ -181,14 +186,19 @@ class Hub:
         start: Callable[[Hub], None],
         forget: Callable[[Hub], bool],
         loop: asyncio.AbstractEventLoop | None = None,
+        linger: float = 0.0,
     ) -> None:
         self.client = client
+        #: How long the loop stays after the last waiter left (without a connection).
+        self.linger = linger
         #: The event loop of an asyncio client's hub (None for threads).
         self.loop = loop
         #: This hub's private control list (see the module docstring).
         self.control = control
-        #: The longest BLPOP: shorter than the client's socket timeout.
+        #: The waiters' re-check chunk (shorter than the client's socket timeout), and the
+        #: BLPOP timeout that fits in it (None: no BLPOP fits, the waiters re-check on their own).
         self.chunk = chunk
+        self.blpop = _core.blpop_timeout(chunk)
         self.make_signal = make_signal
         self._start = start
         self._forget = forget
@@ -302,6 +312,8 @@ class Hub:
             self.idle.clear()
             self.in_blpop = self.nudged = False
             keys = [k for k, q in self.queues.items() if any(e.waiting and not e.signalled for e in q)]
+            if self.blpop is None:
+                keys = []
             self.blocked = frozenset(keys)
             self.expires = {k: v for k, v in self.expires.items() if k in self.queues}
             if keys:
@@ -311,8 +323,8 @@ class Hub:
                 return now + self.chunk  # everyone has a signal to use, or is trying the lock
             if self._idle_since is None:
                 self._idle_since = now
-            if now < self._idle_since + LINGER:
-                return self._idle_since + LINGER
+            if now < self._idle_since + self.linger:
+                return self._idle_since + self.linger
         # The registry's mutex, then this one: the loop ends only if no waiter arrived meanwhile.
         return None if self._forget(self) else now
 
@@ -402,7 +414,7 @@ def hub_steps(hub: Hub, *, cluster: bool) -> Steps[None]:
             yield Wait(hub.idle, plan)
             continue
         try:
-            reply = yield Block("blpop", (plan, hub.chunk))
+            reply = yield Block("blpop", (plan, hub.blpop))
         except Exception as exc:
             hub.fail(exc)
             return
@@ -469,6 +481,11 @@ def _forget(ident: tuple[int, ...]) -> Callable[[Hub], bool]:
     return forget
 
 
+def _label(client: object) -> str:
+    # Never the client's repr: it may show connection details.
+    return f"{type(client).__qualname__}@{id(client):#x}"
+
+
 def _tag(cluster: bool, key: str) -> tuple[int, str]:
     """The hub's slot part: on a cluster, the signal key's slot and hash tag (the control list goes with it)."""
     if not cluster:
@@ -485,11 +502,11 @@ def thread_hub(
     ident = (id(client), slot)
 
     def start(hub: Hub) -> None:
-        name = f"redis_lock.wait {type(client).__qualname__}@{id(client):#x}"
+        name = f"{WAIT_TASK} {_label(client)}"
         threading.Thread(target=_run_thread, args=(hub, cluster), name=name, daemon=True).start()
 
     def make(control: str) -> Hub:
-        return Hub(client, control, chunk, ThreadSignal, start, _forget(ident))
+        return Hub(client, control, chunk, ThreadSignal, start, _forget(ident), linger=LINGER)
 
     return _enlist(ident, make, tag, key, lock_key, expire_ms)
 
@@ -503,7 +520,7 @@ def task_hub(
     ident = (id(client), id(loop), slot)
 
     def start(hub: Hub) -> None:
-        in_background(_run_task(hub, cluster))
+        in_background(_run_task(hub, cluster), name=f"{WAIT_TASK} {_label(client)}")
 
     def make(control: str) -> Hub:
         return Hub(client, control, chunk, lambda: TaskSignal(loop), start, _forget(ident), loop)

@@ -81,6 +81,8 @@ HOLDER_EXPIRY_MS: tuple[int | None, ...] = (None, 0, 2, 8)
 
 #: Name prefix of the library's renewal tasks (one per event loop and client).
 RENEWAL_TASK = "redis_lock.refresh"
+#: The waiters' hub task of a client (``_waiting``), which lingers a little after the last wait.
+WAIT_TASK = "redis_lock.wait"
 
 
 @dataclass(eq=False)
@@ -445,11 +447,11 @@ class AsyncLockMachine(RuleBasedStateMachine):
 
     @invariant()
     def nothing_left_running(self) -> None:
-        """Between steps only the machine's task and the library's renewal tasks exist: no acquire lingers."""
+        """Between steps only the machine's task and the library's renewal and hub tasks exist: no acquire lingers."""
         others = [
             task
             for task in asyncio.all_tasks(self.loop)
-            if task is not self.main and not task.get_name().startswith(RENEWAL_TASK)
+            if task is not self.main and not task.get_name().startswith((RENEWAL_TASK, WAIT_TASK))
         ]
         assert others == [], f"tasks left running: {others}"
 
