@@ -143,7 +143,8 @@ def test_a_waiter_leaving_with_an_unused_signal_hands_it_to_the_next() -> None:
     h.hub.ready(b)
     h.hub.plan(0.0)
     h.hub.deliver(pop("x"))
-    assert signalled(a) and not b.signalled
+    assert signalled(a)
+    assert not b.signalled
     assert h.hub.leave(a, acquired=False) == []
     assert signalled(b), "a timed out or was cancelled with the signal: b gets it"
 
@@ -222,7 +223,8 @@ def test_a_cancelled_loop_wakes_the_waiters_without_an_error() -> None:
     a = h.enlist("x")
     h.hub.ready(a)
     h.hub.fail(None)
-    assert signalled(a) is False and h.hub.take(a) is False
+    assert signalled(a) is False
+    assert h.hub.take(a) is False
 
 
 def test_the_loop_lingers_without_a_connection_then_ends() -> None:
@@ -234,7 +236,8 @@ def test_the_loop_lingers_without_a_connection_then_ends() -> None:
     assert h.hub.plan(1.0) == 1.0 + LINGER
     assert h.hub.plan(1.5) == 1.0 + LINGER
     assert h.hub.plan(1.0 + LINGER) is None
-    assert h.forgotten == 1 and h.hub.ended
+    assert h.forgotten == 1
+    assert h.hub.ended
 
 
 def test_a_waiter_arriving_while_the_loop_lingers_keeps_it() -> None:
@@ -250,7 +253,7 @@ def test_a_waiter_arriving_while_the_loop_lingers_keeps_it() -> None:
 
 
 def test_ending_loses_the_race_to_a_new_waiter() -> None:
-    h = Harness()
+    Harness()
     forget_calls: list[bool] = []
 
     def forget(hub: Hub) -> bool:
@@ -264,7 +267,8 @@ def test_ending_loses_the_race_to_a_new_waiter() -> None:
     hub = Hub(object(), CONTROL, CHUNK, Recorded, lambda _: None, forget, linger=LINGER)
     assert hub.plan(0.0) == LINGER
     assert hub.plan(LINGER) == LINGER, "not ended: plan again at once"
-    assert forget_calls == [False] and not hub.ended
+    assert forget_calls == [False]
+    assert not hub.ended
 
 
 def test_control_keys_carry_the_hash_tag_on_a_cluster() -> None:
@@ -371,3 +375,19 @@ class HubMachine(RuleBasedStateMachine):
 TestHubMachine = HubMachine.TestCase
 #: The loaded profile (``ci`` unless ``HYPOTHESIS_PROFILE`` says otherwise), with 4x the examples: no I/O here.
 TestHubMachine.settings = settings(settings(), max_examples=settings().max_examples * 4)
+
+
+def test_a_task_hub_ends_as_soon_as_nobody_waits() -> None:
+    """Without a linger (asyncio hubs), the loop ends at its first plan with nobody waiting."""
+    ended: list[Hub] = []
+
+    def forget(hub: Hub) -> bool:
+        ended.append(hub)
+        return hub.end_if_idle()
+
+    hub = Hub(object(), CONTROL, CHUNK, Recorded, lambda _: None, forget)
+    a = hub.enlist("lock-signal:x", "lock:x", 1000)
+    hub.ready(a)
+    hub.leave(a, acquired=False)
+    assert hub.plan(5.0) is None
+    assert ended == [hub]
