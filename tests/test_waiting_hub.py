@@ -116,7 +116,9 @@ def test_a_waiter_for_a_key_the_blpop_lacks_nudges_once() -> None:
     assert h.hub.plan(0.0) == (CONTROL, "lock-signal:x")
     assert h.hub.ready(b) == (CONTROL, None, CONTROL_EXPIRE_MS)
     assert h.hub.ready(c) is None, "one nudge is on its way already"
-    assert set(h.hub.plan(0.1) or ()) == {CONTROL, "lock-signal:x", "lock-signal:y"}
+    plan = h.hub.plan(0.1)
+    assert isinstance(plan, tuple)
+    assert set(plan) == {CONTROL, "lock-signal:x", "lock-signal:y"}
     d = h.enlist("x")
     assert h.hub.ready(d) is None, "the BLPOP covers x already"
 
@@ -351,7 +353,8 @@ class HubMachine(RuleBasedStateMachine):
             assert back is not None
             self.given_back += 1
         else:
-            assert back is None and first.signalled, "FIFO: the earliest arrival without a signal"
+            assert back is None
+            assert first.signalled, "FIFO: the earliest arrival without a signal"
 
     @rule()
     def blpop_fails(self) -> None:

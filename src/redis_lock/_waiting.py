@@ -39,7 +39,7 @@ import itertools
 import os
 import threading
 import time as mod_time
-from typing import TYPE_CHECKING, Final, final
+from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 from . import _core, _keys
 from ._core import logger_for_acquire
@@ -56,6 +56,7 @@ __all__ = [
     "WAIT_TASK",
     "Entry",
     "Hub",
+    "LocalSignal",
     "TaskSignal",
     "ThreadSignal",
     "enlist",
@@ -80,6 +81,17 @@ CONTROL_EXPIRE_MS: Final = 60_000
 
 # ---------------------------------------------------------------------------
 # Local signals: how one waiter (or the hub loop) sleeps, per flavour.
+
+
+class LocalSignal(Protocol):
+    """How a waiter (or the hub's loop) sleeps: :class:`ThreadSignal` or :class:`TaskSignal`."""
+
+    def set(self) -> None: ...
+
+    def clear(self) -> None: ...
+
+    def wait(self, until: float) -> Any:
+        """Sleep until set or until the ``monotonic()`` time ``until``; on asyncio, return the coroutine doing so."""
 
 
 @final
@@ -154,7 +166,7 @@ class Entry:
 
     __slots__ = ("error", "expire_ms", "key", "lock_key", "signal", "signalled", "waiting")
 
-    def __init__(self, key: str, lock_key: str, expire_ms: int, signal: ThreadSignal | TaskSignal) -> None:
+    def __init__(self, key: str, lock_key: str, expire_ms: int, signal: LocalSignal) -> None:
         self.key = key
         self.lock_key = lock_key
         self.expire_ms = expire_ms
@@ -182,7 +194,7 @@ class Hub:
         client: object,
         control: str,
         chunk: float,
-        make_signal: Callable[[], ThreadSignal | TaskSignal],
+        make_signal: Callable[[], LocalSignal],
         start: Callable[[Hub], None],
         forget: Callable[[Hub], bool],
         loop: asyncio.AbstractEventLoop | None = None,
