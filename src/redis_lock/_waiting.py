@@ -388,9 +388,9 @@ class Hub:
 
 
 def _popped_key(reply: object) -> str | None:
-    if not isinstance(reply, list | tuple) or not reply:
+    if not _core.is_array(reply) or not reply:
         return None
-    key: object = reply[0]
+    key = reply[0]
     if isinstance(key, bytes):
         return key.decode("utf-8", "replace")
     return key if isinstance(key, str) else None
