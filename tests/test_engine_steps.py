@@ -6,16 +6,19 @@ the asyncio flavour), and checks the exact commands the steps sent, their
 arguments, and when (on the fake clock). The clock is swapped in where the
 library reads it (``mod_time`` in ``_engine``, ``_lockcore``, ``_local`` and
 ``_renewal``), as redis-py's tests swap in ``FakeLockTime``; nothing really
-sleeps, so the whole file runs in a second or two.
+sleeps, so the whole file runs in a second or two. A waiter enlists in a real
+``_waiting.Hub`` whose loop never starts (:class:`FakeHub`): each local wait
+plays a scripted outcome of the hub's BLPOP instead (a signal, the wait's time
+coming, an error).
 """
 
 from __future__ import annotations
 
 import asyncio
 import types
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Literal
 
 import pytest
 import redis
@@ -26,7 +29,8 @@ import tests.property.conftest  # noqa: F401 (registers and loads the HYPOTHESIS
 from redis_lock import AsyncLock, Lock, _clients, _core, _engine, _keys, _local, _lockcore, _renewal
 from redis_lock._engine import Call, Collect, Sleep, Steps
 from redis_lock._exceptions import AlreadyAcquired, NotAcquired, NotExpirable, NotReplicated
-from redis_lock._scripts import ACQUIRE, EXTEND, RESET_ALL, UNLOCK, run, run_pipelined
+from redis_lock._scripts import ACQUIRE, EXTEND, RESET_ALL, UNLOCK, WAKE, run, run_pipelined
+from redis_lock._waiting import CONTROL_EXPIRE_MS, Entry, Hub, LocalSignal
 
 PROFILE: Final = settings()
 
@@ -44,7 +48,6 @@ class FakeClock:
 
     def __init__(self) -> None:
         self.now = START
-        self.slept: list[float] = []
 
     def monotonic(self) -> float:
         return self.now
@@ -54,7 +57,6 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         assert seconds >= 0
-        self.slept.append(seconds)
         self.now += seconds
 
 
@@ -93,8 +95,10 @@ class Sent:
 class ScriptedClient:
     """A synchronous client whose replies are queued: ``(method, reply)``; a reply that is an exception is raised.
 
-    A BLPOP answered None (timed out) advances the clock by its timeout; a reply
-    for ``"pipeline"`` is the list of the pipeline's replies.
+    A reply that is a function is called when the command is sent, and what it
+    returns is the reply (it may act meanwhile, as the hub's loop does); a reply
+    for ``"pipeline"`` is the list of the pipeline's replies. There is no BLPOP:
+    waiters sleep locally, and the hub's loop is faked (:class:`FakeHub`).
     """
 
     def __init__(self, clock: FakeClock, *script: tuple[str, object]) -> None:
@@ -115,8 +119,8 @@ class ScriptedClient:
         assert self.script, f"unexpected {method}{args}: no reply queued"
         expected, reply = self.script.pop(0)
         assert method == expected, f"sent {method}{args}, the script expected {expected}"
-        if method == "blpop" and reply is None:
-            self.clock.now += args[1]
+        if callable(reply):
+            reply = reply()
         if isinstance(reply, BaseException):
             raise reply
         return reply
@@ -129,9 +133,6 @@ class ScriptedClient:
 
     def script_load(self, source: bytes) -> Any:
         return self.answer("script_load", (source,))
-
-    def blpop(self, keys: list[str], timeout: float) -> Any:
-        return self.answer("blpop", (keys, timeout))
 
     def exists(self, name: str) -> Any:
         return self.answer("exists", (name,))
@@ -180,9 +181,6 @@ class AsyncScriptedClient(ScriptedClient):
     async def script_load(self, source: bytes) -> Any:
         return self.answer("script_load", (source,))
 
-    async def blpop(self, keys: list[str], timeout: float) -> Any:
-        return self.answer("blpop", (keys, timeout))
-
     async def exists(self, name: str) -> Any:
         return self.answer("exists", (name,))
 
@@ -213,14 +211,154 @@ class Handle:
             self.lock = AsyncLock(self.client, name, strict=False, **kwargs)  # type: ignore[arg-type]
 
     def call(self, method: str, *args: Any, **kwargs: Any) -> Any:
+        """Call ``method``; on asyncio, let what it detached (wake-ups to push) finish before the loop closes."""
         result = getattr(self.lock, method)(*args, **kwargs)
         if isinstance(self.lock, AsyncLock):
-            return asyncio.run(result)
+            return asyncio.run(settled(result))
         return result
 
     def acquire(self, *args: Any, **kwargs: Any) -> bool:
         result: bool = self.call("acquire", *args, **kwargs)
         return result
+
+
+async def settled(call: Any) -> Any:
+    """Await ``call``, then what it left running in the background (``_engine.Detach``)."""
+    result = await call
+    await asyncio.gather(*_engine._background)
+    return result
+
+
+# ---------------------------------------------------------------------------
+# The waiters' hub, without its loop.
+
+SIGNAL: Final = b"lock-signal:job"
+CONTROL: Final = "lock-waiters:test"
+
+#: What the hub's loop does while a waiter sleeps: pop a signal for ``lock-signal:job``
+#: (the waiter wakes at once), nothing (the waiter's time comes), or fail with an error.
+Outcome = Literal["signal", "time"] | Exception
+
+
+@dataclass
+class Waited:
+    """One local wait of a waiter: the fake time it began at and the ``monotonic()`` time it was to end by."""
+
+    at: float
+    until: float
+
+
+class FakeSignal:
+    """A waiter's local signal, set and cleared by the hub; its wait plays the :class:`FakeHub`'s next outcome."""
+
+    def __init__(self, fake: FakeHub) -> None:
+        self.fake = fake
+        self.is_set = False
+
+    def set(self) -> None:
+        self.is_set = True
+
+    def clear(self) -> None:
+        self.is_set = False
+
+
+class ThreadSignal(FakeSignal):
+    """The fake of ``_waiting.ThreadSignal``: the driver calls its wait."""
+
+    def wait(self, until: float) -> None:
+        self.fake.play(self, until)
+
+
+class TaskSignal(FakeSignal):
+    """The fake of ``_waiting.TaskSignal``: the driver awaits its wait."""
+
+    async def wait(self, until: float) -> None:
+        self.fake.play(self, until)
+
+
+class FakeHub:
+    """A real :class:`~redis_lock._waiting.Hub` whose loop never starts: each wait plays a queued outcome.
+
+    Installed in place of ``_lockcore.enlist``; the hub is built at the first
+    enlist and kept for the test. ``"signal"`` is what the loop does when its
+    BLPOP pops a signal (plan, then deliver), without the clock moving;
+    ``"time"`` moves the clock to the wait's end; an exception fails the hub, as
+    a BLPOP error does. Every wait is recorded in ``waits``.
+    """
+
+    def __init__(self, clock: FakeClock) -> None:
+        self.clock = clock
+        self.outcomes: list[Outcome] = []
+        self.waits: list[Waited] = []
+        self.hub: Hub | None = None
+        self.starts = 0
+        self.forgotten = 0
+
+    def queue(self, *outcomes: Outcome) -> None:
+        self.outcomes.extend(outcomes)
+
+    @property
+    def real(self) -> Hub:
+        assert self.hub is not None, "nobody waited"
+        return self.hub
+
+    def enlist(
+        self,
+        flavour: str,
+        client: object,
+        *,
+        cluster: bool,
+        chunk: float,
+        key: str,
+        lock_key: str,
+        expire_ms: int,
+    ) -> tuple[Hub, Entry]:
+        assert (cluster, chunk) == (False, CHUNK)
+        if self.hub is None:
+            signal: Callable[[FakeHub], LocalSignal] = ThreadSignal if flavour == "sync" else TaskSignal
+            self.hub = Hub(client, CONTROL, CHUNK, lambda: signal(self), self.start, self.forget)
+        return self.hub, self.hub.enlist(key, lock_key, expire_ms)
+
+    def start(self, hub: Hub) -> None:
+        assert hub is self.hub
+        self.starts += 1
+
+    def forget(self, hub: Hub) -> bool:
+        if hub.end_if_idle():
+            self.forgotten += 1
+            return True
+        return False
+
+    def play(self, signal: FakeSignal, until: float) -> None:
+        self.waits.append(Waited(self.clock.now, until))
+        if signal.is_set:
+            return  # it was handed a signal before it slept: the wait returns at once
+        assert self.outcomes, f"unexpected wait until {until}: no outcome queued"
+        outcome = self.outcomes.pop(0)
+        hub = self.real
+        if isinstance(outcome, Exception):
+            hub.fail(outcome)
+        elif outcome == "signal":
+            keys = hub.plan(self.clock.now)
+            assert isinstance(keys, tuple), keys
+            assert SIGNAL.decode() in keys
+            assert hub.deliver([SIGNAL, b"1"]) is None  # a local waiter took it
+        else:
+            assert until >= self.clock.now
+            self.clock.now = until
+
+
+def install_hub(mp: pytest.MonkeyPatch, clock: FakeClock) -> FakeHub:
+    """Make the lock's waiters enlist in a :class:`FakeHub` on ``clock``."""
+    fake = FakeHub(clock)
+    mp.setattr(_lockcore, "enlist", fake.enlist)
+    return fake
+
+
+@pytest.fixture
+def hub(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FakeHub:
+    """The fake hub the lock's waiters enlist in, for this test."""
+    return install_hub(monkeypatch, clock)
 
 
 def acquire_args(
@@ -238,66 +376,77 @@ flavours = pytest.mark.parametrize("flavour", FLAVOURS)
 
 
 @flavours
-def test_busy_then_woken_then_acquired(flavour: str, clock: FakeClock) -> None:
-    """Busy with PTTL 800 ms, a BLPOP of about 0.701 s woken by a signal, then acquired: EVALSHA, BLPOP, EVALSHA."""
+def test_busy_then_woken_then_acquired(flavour: str, clock: FakeClock, hub: FakeHub) -> None:
+    """Busy with PTTL 800 ms: a local wait until the expiry + 1 ms, cut short by a signal; acquired at once."""
     h = Handle(flavour, clock)
-    h.client.queue(("evalsha", [1, 800]), ("blpop", [b"lock-signal:job", b"1"]), ("evalsha", [0, 0]))
+    h.client.queue(("evalsha", [1, 800]), ("evalsha", [0, 0]))
+    hub.queue("signal")
     assert h.acquire() is True
-    assert h.client.methods == ["evalsha", "blpop", "evalsha"]
-    first, wait, second = h.client.sent
+    assert h.client.methods == ["evalsha", "evalsha"]  # the waiter itself sends no BLPOP
+    first, second = h.client.sent
     assert first.args == second.args == acquire_args(h.lock)
-    keys, timeout = wait.args
-    assert keys == ["lock-signal:job"]
-    assert 0.701 - EPS <= timeout <= 0.702 + EPS  # one timer tick short of the expiry + 1 ms
-    assert timeout <= CHUNK
-    assert clock.slept == []  # a wake-up retries at once
+    (wait,) = hub.waits
+    assert wait.at == START
+    assert wait.until == pytest.approx(START + 0.801, abs=EPS)
+    assert second.at == START  # a wake-up retries at once
+    assert hub.starts == 1
 
 
 @flavours
-def test_a_timed_out_blpop_sleeps_until_the_holder_expires(flavour: str, clock: FakeClock) -> None:
-    """When the BLPOP times out, the waiter sleeps to the holder's expiry + 1 ms and tries again then."""
+def test_a_wait_whose_time_comes_retries_when_the_holder_expires(
+    flavour: str, clock: FakeClock, hub: FakeHub
+) -> None:
+    """With no signal, the waiter sleeps to the holder's expiry + 1 ms and tries again then."""
     h = Handle(flavour, clock)
-    h.client.queue(("evalsha", [1, 800]), ("blpop", None), ("evalsha", [0, 0]))
+    h.client.queue(("evalsha", [1, 800]), ("evalsha", [0, 0]))
+    hub.queue("time")
     assert h.acquire() is True
-    assert h.client.methods == ["evalsha", "blpop", "evalsha"]
-    assert h.client.sent[2].at == pytest.approx(START + 0.801, abs=EPS)
-    assert len(clock.slept) == 1
+    assert h.client.methods == ["evalsha", "evalsha"]
+    assert h.client.sent[1].at == pytest.approx(START + 0.801, abs=EPS)
+    assert len(hub.waits) == 1
 
 
 @flavours
-def test_a_chunk_long_wait_retries_without_sleeping(flavour: str, clock: FakeClock) -> None:
-    """A holder without expiry is re-checked every chunk: BLPOP 1.9 s (chunk minus a tick), then EVALSHA at once."""
+def test_a_holder_without_expiry_is_rechecked_every_chunk(
+    flavour: str, clock: FakeClock, hub: FakeHub
+) -> None:
+    """A holder without expiry (PTTL -1) is re-checked every chunk: a wait until now + CHUNK, then EVALSHA."""
     h = Handle(flavour, clock)
-    h.client.queue(("evalsha", [1, -1]), ("blpop", None), ("evalsha", [0, 0]))
+    h.client.queue(("evalsha", [1, -1]), ("evalsha", [0, 0]))
+    hub.queue("time")
     assert h.acquire() is True
-    assert h.client.sent[1].args == (
-        ["lock-signal:job"],
-        pytest.approx(CHUNK - _core.SERVER_TIMER_RESOLUTION),
-    )
-    assert clock.slept == []
+    assert hub.waits == [Waited(START, START + CHUNK)]
+    assert h.client.sent[1].at == START + CHUNK
 
 
 @flavours
-def test_a_short_ttl_sleeps_instead_of_a_blpop_under_one_ms(flavour: str, clock: FakeClock) -> None:
-    """A holder expiring in 40 ms is waited for by sleeping: no BLPOP at all (BLPOP 0 would block forever)."""
+def test_a_short_ttl_is_waited_for_to_the_millisecond(flavour: str, clock: FakeClock, hub: FakeHub) -> None:
+    """A holder expiring in 40 ms is waited for until 41 ms exactly, and one expiring in 0 ms for 1 ms: no minimum."""
     h = Handle(flavour, clock)
     h.client.queue(("evalsha", [1, 40]), ("evalsha", [1, 0]), ("evalsha", [0, 0]))
+    hub.queue("time", "time")
     assert h.acquire() is True
     assert h.client.methods == ["evalsha", "evalsha", "evalsha"]
+    assert [w.until for w in hub.waits] == [
+        pytest.approx(START + 0.041, abs=EPS),
+        pytest.approx(START + 0.042, abs=EPS),
+    ]
     assert h.client.sent[1].at == pytest.approx(START + 0.041, abs=EPS)
     assert h.client.sent[2].at == pytest.approx(START + 0.042, abs=EPS)
 
 
 @flavours
-def test_the_deadline_passes(flavour: str, clock: FakeClock) -> None:
-    """With timeout=0.5 and a lock held for ever: BLPOP 0.4 s, sleep to the deadline, one last EVALSHA, False."""
+def test_the_deadline_passes(flavour: str, clock: FakeClock, hub: FakeHub) -> None:
+    """With timeout=0.5 and a lock held for ever: a wait until the deadline, one last EVALSHA then, False."""
     h = Handle(flavour, clock)
-    h.client.queue(("evalsha", [1, -1]), ("blpop", None), ("evalsha", [1, -1]))
+    h.client.queue(("evalsha", [1, -1]), ("evalsha", [1, -1]))
+    hub.queue("time")
     assert h.acquire(timeout=0.5) is False
-    assert h.client.methods == ["evalsha", "blpop", "evalsha"]
-    assert h.client.sent[1].args[1] == pytest.approx(0.4)
-    assert h.client.sent[2].at == pytest.approx(START + 0.5, abs=EPS)
-    assert clock.now == pytest.approx(START + 0.5, abs=EPS)
+    assert h.client.methods == ["evalsha", "evalsha"]
+    assert hub.waits == [Waited(START, START + 0.5)]
+    assert h.client.sent[1].at == START + 0.5
+    assert clock.now == START + 0.5
+    assert hub.outcomes == []
 
 
 @flavours
@@ -321,59 +470,139 @@ def test_no_wait_makes_one_attempt(flavour: str, clock: FakeClock, kwargs: dict[
 def test_acquire_waits_follow_the_plan(
     timeout: float | None, pttls: list[int], wakes: list[bool], attempts: int
 ) -> None:
-    """Whatever the replies, no BLPOP is under 1 ms or past the chunk, the deadline or the holder's expiry + 1 ms."""
+    """Whatever the replies, each wait ends after it began, at the chunk, the deadline or the holder's expiry + 1 ms.
+
+    Each wait follows a busy reply at once, and ends at the earliest of the three
+    (never later, never earlier); the lock is taken as soon as it is free, and
+    given up only once the deadline is reached.
+    """
     clock = FakeClock()
     with pytest.MonkeyPatch.context() as mp:
         install_clock(mp, clock)
-        client = WaitChecker(clock, pttls, wakes, attempts)
+        hub = install_hub(mp, clock)
+        hub.queue(*("signal" if wakes[i % len(wakes)] else "time" for i in range(attempts)))
+        client = BusyThenFree(clock, pttls, attempts)
         lock = Lock(client, "job", expire=None, strict=False)  # type: ignore[arg-type]
         deadline = None if timeout is None else START + timeout
         acquired = lock.acquire(timeout=timeout)
     # An unbounded wait ends when the lock is granted; a bounded one may give up at the deadline, not before.
     if acquired:
-        assert client.busy_replies == attempts
+        assert len(client.busy) == attempts
+        assert len(hub.waits) == attempts
     else:
         assert deadline is not None
-        assert client.last_attempt >= deadline - EPS
-    for at, wait, limit in client.blpops:
-        assert _core.MIN_WAIT <= wait <= CHUNK
-        assert at + wait <= limit + EPS
-        if deadline is not None:
-            assert at + wait <= deadline + EPS
+        assert client.last_attempt >= deadline
+        assert len(hub.waits) == len(client.busy) - 1  # no wait after the last attempt
+    for (replied, expiry), wait in zip(client.busy[: len(hub.waits)], hub.waits, strict=True):
+        limit = min(replied + CHUNK, expiry, float("inf") if deadline is None else deadline)
+        assert wait.at == replied
+        assert replied < wait.until <= limit + EPS
+        assert wait.until == pytest.approx(limit, abs=EPS)
     if deadline is not None:
-        assert clock.now <= deadline + EPS
+        assert clock.now <= deadline
+    if hub.hub is not None:
+        assert hub.hub.queues == {}
 
 
-class WaitChecker(ScriptedClient):
-    """Answers busy (with ``pttls``, cycled) until ``attempts`` EVALSHAs, then acquired, unless the time is up.
+class BusyThenFree(ScriptedClient):
+    """Answers busy (with ``pttls``, cycled) to the first ``attempts`` EVALSHAs, then acquired.
 
-    Each BLPOP is recorded with its start, its timeout, and its latest allowed end
-    (the busy holder's expiry + 1 ms); a wake-up is drawn from ``wakes``.
+    Each busy reply is recorded in ``busy`` with its time and the holder's
+    expiry + 1 ms (infinity for a holder without expiry).
     """
 
-    def __init__(self, clock: FakeClock, pttls: list[int], wakes: list[bool], attempts: int) -> None:
+    def __init__(self, clock: FakeClock, pttls: list[int], attempts: int) -> None:
         super().__init__(clock)
-        self.pttls, self.wakes, self.attempts = pttls, wakes, attempts
-        self.busy_replies = 0
-        self.blpops: list[tuple[float, float, float]] = []
-        self.limit = float("inf")
+        self.pttls, self.attempts = pttls, attempts
+        self.busy: list[tuple[float, float]] = []
         self.last_attempt = START
 
     def evalsha(self, *args: object) -> Any:
-        self.last_attempt = self.clock.now
-        if self.busy_replies >= self.attempts:
+        now = self.last_attempt = self.clock.now
+        if len(self.busy) >= self.attempts:
             return [0, 0]
-        pttl = self.pttls[self.busy_replies % len(self.pttls)]
-        self.busy_replies += 1
-        self.limit = self.clock.now + (pttl + 1) / 1000 if pttl >= 0 else float("inf")
+        pttl = self.pttls[len(self.busy) % len(self.pttls)]
+        self.busy.append((now, now + (pttl + 1) / 1000 if pttl >= 0 else float("inf")))
         return [1, pttl]
 
-    def blpop(self, keys: list[str], timeout: float) -> Any:
-        self.blpops.append((self.clock.now, timeout, min(self.limit, self.clock.now + CHUNK)))
-        if self.wakes[len(self.blpops) % len(self.wakes)]:
-            return [keys[0].encode(), b"1"]
-        self.clock.now += timeout
-        return None
+
+# ---------------------------------------------------------------------------
+# The hub: nudged before a wait, left at the end.
+
+
+@flavours
+def test_a_waiter_nudges_a_blpop_in_flight_that_lacks_its_key(
+    flavour: str, clock: FakeClock, hub: FakeHub
+) -> None:
+    """The hub's BLPOP in flight covers another lock only: the waiter pushes the control list (wake.lua), then waits."""
+    h = Handle(flavour, clock)
+    _, other = hub.enlist(
+        flavour,
+        h.client,
+        cluster=False,
+        chunk=CHUNK,
+        key="lock-signal:other",
+        lock_key="lock:other",
+        expire_ms=1000,
+    )
+    assert hub.real.ready(other) is None
+    assert hub.real.plan(START) == (CONTROL, "lock-signal:other")  # the loop's BLPOP is in flight
+    h.client.queue(("evalsha", [1, -1]), ("evalsha", 1), ("evalsha", [0, 0]))
+    hub.queue("signal")
+    assert h.acquire() is True
+    assert h.client.methods == ["evalsha", "evalsha", "evalsha"]
+    assert h.client.sent[1].args == (WAKE.sha1, 1, CONTROL, str(CONTROL_EXPIRE_MS))
+    assert h.client.sent[0].args == h.client.sent[2].args == acquire_args(h.lock)
+    assert list(hub.real.queues) == ["lock-signal:other"]  # only the other waiter is left
+
+
+@flavours
+@pytest.mark.parametrize("ending", ["acquired", "error"])
+def test_the_waiter_leaves_the_hub_at_the_end(
+    flavour: str, ending: str, clock: FakeClock, hub: FakeHub
+) -> None:
+    """After a successful acquire, and after a wait cut by an error that is not an interruption, no waiter is left.
+
+    The failed hub, which nobody needs any more, is forgotten (its next waiter starts a new one).
+    """
+    h = Handle(flavour, clock)
+    if ending == "acquired":
+        h.client.queue(("evalsha", [1, 800]), ("evalsha", [1, 800]), ("evalsha", [0, 0]))
+        hub.queue("time", "signal")
+        assert h.acquire() is True
+    else:
+        h.client.queue(("evalsha", [1, 800]))
+        hub.queue(redis.ResponseError("WRONGTYPE Operation against a key"))
+        with pytest.raises(redis.ResponseError):
+            h.acquire()
+    assert hub.real.queues == {}
+    assert hub.forgotten == int(ending == "error")
+    assert h.client.script == []  # nothing to push: no unused signal was left
+
+
+@flavours
+def test_an_unused_signal_is_given_back_when_the_waiter_gives_up(
+    flavour: str, clock: FakeClock, hub: FakeHub
+) -> None:
+    """A signal handed to the waiter during its last attempt goes back to Redis (wake.lua) when it gives up."""
+    h = Handle(flavour, clock)
+
+    def signalled_meanwhile() -> object:
+        assert hub.real.deliver([SIGNAL, b"1"]) is None  # handed to this waiter, which is not sleeping
+        return [1, -1]
+
+    h.client.queue(("evalsha", [1, -1]), ("evalsha", signalled_meanwhile), ("evalsha", 1))
+    hub.queue("time")
+    assert h.acquire(timeout=0.5) is False
+    assert h.client.methods == ["evalsha", "evalsha", "evalsha"]
+    assert h.client.sent[2].args == (
+        WAKE.sha1,
+        2,
+        "lock-signal:job",
+        "lock:job",
+        str(_core.DEFAULT_SIGNAL_EXPIRE_MS),
+    )
+    assert hub.real.queues == {}
 
 
 # ---------------------------------------------------------------------------
@@ -476,56 +705,58 @@ def test_run_pipelined_refused_or_short_replies(clock: FakeClock) -> None:
 
 
 # ---------------------------------------------------------------------------
-# A BLPOP cut short by a failover.
+# The hub's BLPOP cut short by a failover.
 
 
 @flavours
-def test_an_interrupted_wait_is_retried_once_then_propagates(flavour: str, clock: FakeClock) -> None:
-    """UNBLOCKED during BLPOP retries the acquire at once; a second interruption in a row propagates."""
+def test_an_interrupted_wait_is_retried_once_then_propagates(
+    flavour: str, clock: FakeClock, hub: FakeHub
+) -> None:
+    """UNBLOCKED from the hub's BLPOP retries the acquire at once; a second interruption in a row propagates."""
     h = Handle(flavour, clock)
-    h.client.queue(
-        ("evalsha", [1, -1]),
-        (
-            "blpop",
-            redis.ResponseError("UNBLOCKED force unblock from blocking operation, instance state changed"),
-        ),
-        ("evalsha", [1, -1]),
-        ("blpop", redis.ConnectionError("Connection closed by server.")),
+    h.client.queue(("evalsha", [1, -1]), ("evalsha", [1, -1]))
+    hub.queue(
+        redis.ResponseError("UNBLOCKED force unblock from blocking operation, instance state changed"),
+        redis.ConnectionError("Connection closed by server."),
     )
     with pytest.raises(redis.ConnectionError):
         h.acquire()
-    assert h.client.methods == ["evalsha", "blpop", "evalsha", "blpop"]
+    assert h.client.methods == ["evalsha", "evalsha"]
+    assert [w.at for w in hub.waits] == [START, START]
     assert clock.now == START  # no waiting between the interruption and the retry
+    assert hub.starts == 2  # the failed hub's loop was started again for the second wait
     # The gate was left: the next acquire goes to Redis again.
     h.client.queue(("evalsha", [0, 0]))
     assert h.acquire(blocking=False) is True
 
 
 @flavours
-def test_interruptions_separated_by_a_real_wait_are_each_retried(flavour: str, clock: FakeClock) -> None:
-    """Only consecutive interruptions count: one after a completed BLPOP is retried again."""
+def test_interruptions_separated_by_a_real_wait_are_each_retried(
+    flavour: str, clock: FakeClock, hub: FakeHub
+) -> None:
+    """Only consecutive interruptions count: one after a completed wait (woken by a signal) is retried again."""
     h = Handle(flavour, clock)
-    h.client.queue(
-        ("evalsha", [1, -1]),
-        ("blpop", redis.ConnectionError("dropped")),
-        ("evalsha", [1, -1]),
-        ("blpop", [b"lock-signal:job", b"1"]),
-        ("evalsha", [1, -1]),
-        ("blpop", redis.ResponseError("UNBLOCKED client unblocked via CLIENT UNBLOCK")),
-        ("evalsha", [0, 0]),
+    h.client.queue(("evalsha", [1, -1]), ("evalsha", [1, -1]), ("evalsha", [1, -1]), ("evalsha", [0, 0]))
+    hub.queue(
+        redis.ConnectionError("dropped"),
+        "signal",
+        redis.ResponseError("UNBLOCKED client unblocked via CLIENT UNBLOCK"),
     )
     assert h.acquire() is True
     assert h.client.script == []
+    assert hub.outcomes == []
 
 
 @flavours
-def test_other_wait_errors_propagate_at_once(flavour: str, clock: FakeClock) -> None:
-    """A BLPOP error that is not an interruption (WRONGTYPE) propagates without another attempt."""
+def test_other_wait_errors_propagate_at_once(flavour: str, clock: FakeClock, hub: FakeHub) -> None:
+    """An error of the hub's BLPOP that is not an interruption (WRONGTYPE) propagates without another attempt."""
     h = Handle(flavour, clock)
-    h.client.queue(("evalsha", [1, -1]), ("blpop", redis.ResponseError("WRONGTYPE Operation against a key")))
+    h.client.queue(("evalsha", [1, -1]))
+    hub.queue(redis.ResponseError("WRONGTYPE Operation against a key"))
     with pytest.raises(redis.ResponseError, match="WRONGTYPE"):
         h.acquire()
-    assert h.client.methods == ["evalsha", "blpop"]
+    assert h.client.methods == ["evalsha"]
+    assert len(hub.waits) == 1
 
 
 # ---------------------------------------------------------------------------
