@@ -256,7 +256,11 @@ class Hub:
             entry.signal.clear()
             if not self.running:
                 self.running = True
-                self._start(self)
+                try:
+                    self._start(self)
+                except BaseException:  # e.g. no new thread at interpreter shutdown: waiters re-check alone
+                    self.running = False
+                    raise
             elif not self.in_blpop:
                 self.idle.set()  # the loop is idle or between two BLPOPs: it plans again
             elif entry.key not in self.blocked and not self.nudged:
