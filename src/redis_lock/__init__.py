@@ -29,6 +29,8 @@ This file is the public facade; the implementation lives in private modules:
   written only with a token not older than the last one accepted
   (``fenced_set``, ``fenced_get`` and their asyncio twins), as engine steps
   either flavour drives;
+- ``hooks``: the :class:`~redis_lock.hooks.LockObserver` protocol a lock reports
+  its waits, holds, renewals and losses to (public);
 - ``typing``: the client Protocols, public so users can annotate with them;
 - ``django_cache`` and ``django_valkey_cache``: the Django cache backends (not
   imported here), sharing ``_django``.

@@ -19,7 +19,7 @@ from base64 import b64encode
 from dataclasses import dataclass
 from logging import getLogger
 from os import urandom
-from typing import Final, Literal, TypeAlias, TypeGuard, final
+from typing import TYPE_CHECKING, Any, Final, Literal, TypeAlias, TypeGuard, final
 
 from ._clients import check_client, client_socket_timeout, is_cluster_client
 from ._exceptions import (
@@ -37,6 +37,11 @@ from ._exceptions import (
     TimeoutTooLarge,
 )
 from ._keys import keys_for, receipt_key
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from .hooks import LockObserver
 
 __all__ = [
     "ACQUIRED",
@@ -61,6 +66,7 @@ __all__ = [
     "AcquireRequest",
     "Lease",
     "LockSettings",
+    "MaxHoldReached",
     "RenewalOutcome",
     "WaitPlan",
     "as_int_reply",
@@ -109,8 +115,11 @@ __all__ = [
     "validate_expire",
     "validate_fencing_expire",
     "validate_flag",
+    "validate_hooks",
     "validate_id",
+    "validate_max_hold",
     "validate_name",
+    "validate_renewal_interval",
     "validate_signal_expire",
     "validate_timeout",
     "validate_wait_replicas",
@@ -370,6 +379,8 @@ class LockOptions:
     fencing: bool = False
     #: How long the fencing counter lives after the last grant, in ms; 0: for ever.
     fencing_ttl_ms: int = 0
+    #: With auto-renewal: renewal stops this many seconds after the acquisition (the key then expires).
+    max_hold: float | None = None
 
 
 #: A lock's validated constructor arguments, as both flavours store them: the lock, signal and receipt
@@ -393,6 +404,8 @@ def lock_settings(
     fencing: object,
     fencing_expire: object,
     flavour: str,
+    renewal_interval: object = None,
+    max_hold: object = None,
 ) -> LockSettings:
     """Validate every constructor argument of ``Lock``/``AsyncLock``, with no I/O.
 
@@ -418,6 +431,8 @@ def lock_settings(
         client_socket_timeout(client),
         is_cluster_client(client),
         callable(getattr(client, "pipeline", None)),
+        renewal_interval,
+        max_hold,
     )
     try:
         lock_key, signal_key, receipt, options = named_settings(*arguments)
@@ -445,6 +460,8 @@ def named_settings(
     socket_timeout: object,
     cluster: bool,
     pipelines: bool,
+    renewal_interval: object = None,
+    max_hold: object = None,
 ) -> tuple[str, str, str, LockOptions]:
     """A lock's keys (lock, signal, receipt) and validated options; cached, see :func:`lock_settings`."""
     lock_key, signal_key = keys_for(validate_name(name), cluster=cluster)
@@ -462,6 +479,8 @@ def named_settings(
         cluster=cluster,
         pipelines=pipelines,
         client_name=client_name,
+        renewal_interval=renewal_interval,
+        max_hold=max_hold,
     )
     return lock_key, signal_key, receipt_key(lock_key), options
 
@@ -481,6 +500,8 @@ def lock_options(
     cluster: bool,
     pipelines: bool,
     client_name: str,
+    renewal_interval: object = None,
+    max_hold: object = None,
 ) -> LockOptions:
     """Validate a lock's options (in one order, every error naming argument and value)."""
     seconds = validate_expire(expire)
@@ -488,6 +509,8 @@ def lock_options(
     signal_ms = validate_signal_expire(signal_expire)
     waits = validate_flag(blocking, "blocking")
     interval = check_auto_renewal(renew, seconds)
+    interval = validate_renewal_interval(renewal_interval, interval, seconds)
+    hold = validate_max_hold(max_hold, renewing=interval is not None)
     replicas = validate_wait_replicas(wait_replicas)
     replicas_timeout = validate_wait_replicas_timeout(wait_replicas_timeout)
     check_replication(
@@ -513,7 +536,79 @@ def lock_options(
         cluster=cluster,
         fencing=fences,
         fencing_ttl_ms=0 if fence_seconds is None else to_ms(fence_seconds),
+        max_hold=hold,
     )
+
+
+def validate_hooks(on_lost: object, observer: object) -> None:
+    """Check the ``on_lost`` callback and the ``observer`` (see :mod:`redis_lock.hooks`)."""
+    if on_lost is not None and not callable(on_lost):
+        raise InvalidArgumentType(
+            f"on_lost must be a callable or None, not {type(on_lost).__name__}: on_lost={on_lost!r}",
+            argument="on_lost",
+        )
+    if observer is not None:
+        missing = [m for m in OBSERVER_METHODS if not callable(getattr(observer, m, None))]
+        if missing:
+            raise InvalidArgumentType(
+                f"observer must have the methods of redis_lock.hooks.LockObserver ({', '.join(missing)} "
+                f"missing; subclass redis_lock.hooks.BaseObserver): observer={observer!r}",
+                argument="observer",
+            )
+
+
+#: The methods of :class:`redis_lock.hooks.LockObserver`.
+OBSERVER_METHODS: Final = ("wait_started", "acquired", "gave_up", "released", "renewed", "lost")
+
+
+def validate_renewal_interval(
+    renewal_interval: object, default: float | None, expire: float | None
+) -> float | None:
+    """The renewal interval: ``renewal_interval`` if given (auto-renewal only, under ``expire``), else ``default``."""
+    if renewal_interval is None:
+        return default
+    if not _is_number(renewal_interval):
+        raise InvalidArgumentType(
+            "renewal_interval must be a number of seconds or None, "
+            f"not {type(renewal_interval).__name__}: renewal_interval={renewal_interval!r}",
+            argument="renewal_interval",
+        )
+    if default is None or expire is None:
+        raise InvalidArgument(
+            f"renewal_interval needs auto_renewal=True: renewal_interval={renewal_interval!r}",
+            argument="renewal_interval",
+        )
+    assert isinstance(renewal_interval, int | float)
+    if not MIN_WAIT <= renewal_interval < expire:  # also rejects NaN
+        raise InvalidArgument(
+            f"renewal_interval must be at least {MIN_WAIT} seconds and less than expire ({expire:g}), "
+            f"so that each renewal comes before the key expires: renewal_interval={renewal_interval!r}",
+            argument="renewal_interval",
+        )
+    return float(renewal_interval)
+
+
+def validate_max_hold(max_hold: object, *, renewing: bool) -> float | None:
+    """``max_hold`` in seconds (None: no cap); it caps auto-renewal, so it needs it."""
+    if max_hold is None:
+        return None
+    if not _is_number(max_hold):
+        raise InvalidArgumentType(
+            f"max_hold must be a number of seconds or None, not {type(max_hold).__name__}: max_hold={max_hold!r}",
+            argument="max_hold",
+        )
+    assert isinstance(max_hold, int | float)
+    if not MIN_WAIT <= max_hold <= MAX_SECONDS:  # also rejects NaN
+        raise InvalidArgument(
+            f"max_hold must be between {MIN_WAIT} and {MAX_SECONDS} seconds, or None: max_hold={max_hold!r}",
+            argument="max_hold",
+        )
+    if not renewing:
+        raise InvalidArgument(
+            f"max_hold caps auto-renewal, so it needs auto_renewal=True: max_hold={max_hold!r}",
+            argument="max_hold",
+        )
+    return float(max_hold)
 
 
 def validate_fencing_expire(fencing_expire: object) -> float | None:
@@ -620,6 +715,8 @@ class AcquireRequest:
     args: tuple[str, ...]
     #: An "owned" reply means this very call took the lock (see :func:`takes_lock`).
     owned_is_ours: bool = False
+    #: When the call started (a ``monotonic()`` time): the observer's wait time counts from it.
+    started: float = 0.0
 
 
 def prepare_acquire(
@@ -653,6 +750,7 @@ def prepare_acquire(
         keys=(lock_key, signal_key) if fence_key is None else (lock_key, signal_key, fence_key),
         args=args if fence_key is None else (*args, str(fence_ttl_ms)),
         owned_is_ours=owned_is_ours,
+        started=now,
     )
 
 
@@ -938,9 +1036,33 @@ class Lease:
     only, never on the lock classes' attributes.
     """
 
-    __slots__ = ("client", "deadline", "expire", "failure", "id", "key", "lost", "renewed")
+    __slots__ = (
+        "client",
+        "deadline",
+        "expire",
+        "failure",
+        "hold_until",
+        "id",
+        "key",
+        "lost",
+        "name",
+        "observer",
+        "on_lost",
+        "renewed",
+        "reported",
+    )
 
-    def __init__(self, client: object, key: str, lock_id: str, expire: float | None) -> None:
+    def __init__(
+        self,
+        client: object,
+        key: str,
+        lock_id: str,
+        expire: float | None,
+        *,
+        name: str = "",
+        observer: LockObserver | None = None,
+        on_lost: Callable[[Any], object] | None = None,
+    ) -> None:
         self.client = client
         self.key = key
         self.id = lock_id
@@ -950,6 +1072,18 @@ class Lease:
         self.lost: BaseException | None = None
         #: The error of the last renewal attempt, while renewal retries it (None once one succeeds).
         self.failure: BaseException | None = None
+        #: With ``max_hold``: when renewal stops (a ``monotonic()`` time), else None.
+        self.hold_until: float | None = None
+        #: The lock's name (as given), for the observer; its observer and ``on_lost`` hook.
+        self.name = name
+        self.observer = observer
+        self.on_lost = on_lost
+        #: The loss was reported (observer, ``on_lost``): once per hold.
+        self.reported = False
+
+
+class MaxHoldReached(RedisLockError):
+    """Renewal stopped because the hold reached ``max_hold`` (the cause of the :class:`LockLost`)."""
 
 
 def lease_lost(renewed: bool, lease_deadline: float, now: float) -> bool:
@@ -1041,6 +1175,8 @@ def renewal_outcome(
             "Stopping renewal: Lock(%r) no longer has an expiry.",
             (lock_key,),
         )
+    if isinstance(error, MaxHoldReached):
+        return RenewalOutcome(None, delay, True, logging.WARNING, "Lost Lock(%r): %s.", (lock_key, error))
     if isinstance(error, NotAcquired):
         reason = "another client holds it, or it expired or was reset"
         return RenewalOutcome(None, delay, True, logging.ERROR, "Lost Lock(%r): %s.", (lock_key, reason))

@@ -24,6 +24,7 @@ from ._sync import Lock, reset_all
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .hooks import LockObserver
     from .typing import RedisClient
 
 __all__ = ["GET_OR_SET_DEFAULT_EXPIRE", "GET_OR_SET_LOCK_PREFIX", "CacheBackend", "CacheLockMixin"]
@@ -68,6 +69,10 @@ class CacheBackend(Protocol):
         wait_replicas_timeout: float = 1.0,
         fencing: bool = False,
         fencing_expire: float | None = ...,
+        renewal_interval: float | None = None,
+        max_hold: float | None = None,
+        on_lost: Callable[[Lock], object] | None = None,
+        observer: LockObserver | None = None,
     ) -> Lock: ...
 
 
@@ -108,6 +113,10 @@ class CacheLockMixin:
         wait_replicas_timeout: float = 1.0,
         fencing: bool = False,
         fencing_expire: float | None = _core.DEFAULT_FENCING_EXPIRE,
+        renewal_interval: float | None = None,
+        max_hold: float | None = None,
+        on_lost: Callable[[Lock], object] | None = None,
+        observer: LockObserver | None = None,
     ) -> Lock:
         """A :class:`redis_lock.Lock` named ``key`` on this cache's server.
 
@@ -129,12 +138,17 @@ class CacheLockMixin:
         :param wait_replicas_timeout: how long to wait for them, in seconds.
         :param fencing: mint a fencing token with every grant (see :doc:`/fencing`).
         :param fencing_expire: how long the name's fencing counter lives after a grant, in seconds.
+        :param renewal_interval: with ``auto_renewal``, renew this often (see :class:`~redis_lock.Lock`).
+        :param max_hold: with ``auto_renewal``, stop renewing this long after acquiring.
+        :param on_lost: called once when auto-renewal loses the lock.
+        :param observer: a :class:`~redis_lock.hooks.LockObserver`.
         :raises NotImplementedError: the cache's ``CLIENT_CLASS`` has no raw client
             (django-redis's ``ShardClient``).
 
         .. versionchanged:: 5.0
            Takes ``strict``, ``signal_expire``, ``blocking``, ``timeout``,
-           ``wait_replicas``, ``wait_replicas_timeout``, ``fencing`` and ``fencing_expire``.
+           ``wait_replicas``, ``wait_replicas_timeout``, ``fencing``, ``fencing_expire``,
+           ``renewal_interval``, ``max_hold``, ``on_lost`` and ``observer``.
         """
         return Lock(
             raw_client(self),
@@ -150,6 +164,10 @@ class CacheLockMixin:
             wait_replicas_timeout=wait_replicas_timeout,
             fencing=fencing,
             fencing_expire=fencing_expire,
+            renewal_interval=renewal_interval,
+            max_hold=max_hold,
+            on_lost=on_lost,
+            observer=observer,
         )
 
     def locked_get_or_set(
@@ -170,6 +188,10 @@ class CacheLockMixin:
         wait_replicas_timeout: float = 1.0,
         fencing: bool = False,
         fencing_expire: float | None = _core.DEFAULT_FENCING_EXPIRE,
+        renewal_interval: float | None = None,
+        max_hold: float | None = None,
+        on_lost: Callable[[Lock], object] | None = None,
+        observer: LockObserver | None = None,
     ) -> T:
         """Return the cached value of ``key``, computing and caching it once if it is missing.
 
@@ -201,6 +223,10 @@ class CacheLockMixin:
         :param wait_replicas_timeout: as for :class:`~redis_lock.Lock`.
         :param fencing: as for :class:`~redis_lock.Lock` (the token is not exposed here).
         :param fencing_expire: as for :class:`~redis_lock.Lock`.
+        :param renewal_interval: as for :class:`~redis_lock.Lock`.
+        :param max_hold: as for :class:`~redis_lock.Lock`.
+        :param on_lost: as for :class:`~redis_lock.Lock`.
+        :param observer: as for :class:`~redis_lock.Lock`.
         :raises ValueError: ``value_creator`` returned ``None``.
         :raises AcquireTimeout: the lock was not acquired within ``wait_timeout``.
 
@@ -227,6 +253,10 @@ class CacheLockMixin:
             wait_replicas_timeout=wait_replicas_timeout,
             fencing=fencing,
             fencing_expire=fencing_expire,
+            renewal_interval=renewal_interval,
+            max_hold=max_hold,
+            on_lost=on_lost,
+            observer=observer,
         )
         value: T | None = self.get(key, version=version)
         if value is not None:

@@ -22,9 +22,15 @@ from ._core import logger_for_acquire, logger_for_refresh_start, logger_for_rele
 from ._engine import Call, Collect, Detach, EnterGate, Guarded, Host, Steps, StopRenewal, Wait
 from ._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, run, run_then_wait
 from ._waiting import Entry, Hub, enlist, wakes_steps
+from .hooks import notify
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from typing_extensions import Self
+
     from ._local import Ticket
+    from .hooks import LockObserver
 
 __all__ = ["LockCore", "reset_all_steps", "shared_doc"]
 
@@ -51,6 +57,20 @@ _SHARED_PARAMETERS: Final = """    :param wait_replicas: how many replicas must 
     :param fencing_expire: how long the name's fencing counter lives after its last
         grant, in seconds (default 7 days; ``None``: for ever). Losing it is safe:
         the next token starts from the server's clock, above every earlier one.
+    :param renewal_interval: with ``auto_renewal``, renew every this many seconds
+        (less than ``expire``) instead of every ``expire * 2/3``.
+    :param max_hold: with ``auto_renewal``, stop renewing this many seconds after
+        the lock was acquired: the key then expires when the hold reaches
+        ``max_hold``, and the hold is reported lost (:attr:`lost`, ``on_lost``,
+        :class:`~redis_lock.LockLost` from :meth:`release`). It keeps a stuck job
+        from holding the lock for ever.
+    :param on_lost: called as ``on_lost(lock)``, once per hold, from the renewal
+        thread (or task) when auto-renewal loses the lock (or ``max_hold`` ends
+        it), so that a long job can stop at once instead of polling :attr:`lost`.
+        A plain function; an exception it raises is logged.
+    :param observer: a :class:`redis_lock.hooks.LockObserver` told of waits,
+        acquisitions, releases, renewals and losses (for metrics: see
+        :mod:`redis_lock.otel`); an exception it raises is logged.
     :raises InvalidArgument: (a :class:`ValueError`) for an unusable value.
 """
 
@@ -93,6 +113,10 @@ class LockCore(Host, Generic[C]):
         wait_replicas_timeout: float = 1.0,
         fencing: bool = False,
         fencing_expire: float | None = _core.DEFAULT_FENCING_EXPIRE,
+        renewal_interval: float | None = None,
+        max_hold: float | None = None,
+        on_lost: Callable[[Self], object] | None = None,
+        observer: LockObserver | None = None,
     ) -> None:
         settings = _core.lock_settings(
             redis_client,
@@ -109,7 +133,10 @@ class LockCore(Host, Generic[C]):
             fencing,
             fencing_expire,
             self._flavour,
+            renewal_interval,
+            max_hold,
         )
+        _core.validate_hooks(on_lost, observer)
         # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set);
         # the other options are read through properties, from the shared options object.
         self._client = redis_client
@@ -117,7 +144,17 @@ class LockCore(Host, Generic[C]):
         self.blocking = self._options.blocking
         self._lock_renewal_interval = self._options.renewal_interval
         # The current hold, as plain data (what renewal works on).
-        self._lease = _core.Lease(redis_client, self._name, self._id, self._options.expire)
+        self._lease = _core.Lease(
+            redis_client,
+            self._name,
+            self._id,
+            self._options.expire,
+            name=name,
+            observer=observer,
+            on_lost=on_lost,
+        )
+        #: When the current hold was acquired (a ``monotonic()`` time), for the observer.
+        self._acquired_at = 0.0
         self._id_pid = _core.current_pid()
         #: The fencing token of the current hold (with ``fencing``), else None.
         self._fencing_token: int | None = None
@@ -259,6 +296,7 @@ class LockCore(Host, Generic[C]):
         ticket: Ticket | None = yield EnterGate(request.blocking, request.deadline)
         if ticket is None:
             logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
+            notify(self._lease.observer, "gave_up", self._lease.name, mod_time.monotonic() - request.started)
             return False
         again = ticket.held  # this caller holds the object already: Redis decides (see _local)
         request, self._id, self._id_pid = _core.request_for_pass(
@@ -324,6 +362,7 @@ class LockCore(Host, Generic[C]):
                 if not isinstance(step, _core.WaitPlan):
                     break
                 if hub is None or entry is None:
+                    notify(self._lease.observer, "wait_started", self._lease.name)
                     hub, entry = self._enlist()
                 nudge = hub.ready(entry)
                 if nudge is not None:
@@ -356,18 +395,29 @@ class LockCore(Host, Generic[C]):
             yield from self._leave_hub(hub, entry, acquired=bool(step))
         if not step:
             logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
+            notify(self._lease.observer, "gave_up", self._lease.name, mod_time.monotonic() - request.started)
             return False
         # From the reply to the return nothing is yielded, so no cancellation can
         # land between taking the lock and reporting it.
+        self._record_grant(reply, sent, request)
+        return True
+
+    def _record_grant(self, reply: object, sent: float, request: _core.AcquireRequest) -> None:
+        """The lock was granted by ``reply`` to an attempt ``sent`` at that time: the new hold's state."""
         logger_for_acquire.info("Acquired Lock(%r).", self._name)
         self._fencing_token = _core.granted_token(reply)
         self._drop_renewal()
-        self._lease.lost = None
-        self._lease.deadline = _core.lease_end(sent, self._expire, self._lease.deadline)
-        self._lease.renewed = _core.renews(self._lock_renewal_interval, self._expire)
-        if self._lease.renewed:
+        lease = self._lease
+        lease.lost = None
+        lease.deadline = _core.lease_end(sent, self._expire, lease.deadline)
+        lease.renewed = _core.renews(self._lock_renewal_interval, self._expire)
+        lease.reported = False
+        max_hold = self._options.max_hold
+        lease.hold_until = None if max_hold is None or not lease.renewed else sent + max_hold
+        if lease.renewed:
             self._start_lock_renewer()
-        return True
+        self._acquired_at = now = mod_time.monotonic()
+        notify(lease.observer, "acquired", lease.name, now - request.started)
 
     def _enlist(self) -> tuple[Hub, Entry]:
         """Queue this call in its client's hub (its thread's, or its event loop's)."""
@@ -475,6 +525,7 @@ class LockCore(Host, Generic[C]):
         if lost is not None:
             raise _core.lock_lost_error(self._name) from lost
         _core.check_unlock_reply(reply, self._name)
+        notify(self._lease.observer, "released", self._lease.name, mod_time.monotonic() - self._acquired_at)
 
     def _exit_steps(self, exc_value: BaseException | None) -> Steps[None]:
         """Release at the end of a ``with`` block; a release error must not replace the body's exception."""

@@ -57,6 +57,7 @@ from ._core import logger_for_refresh_thread
 from ._engine import Steps, drive, drive_async
 from ._exceptions import RedisLockError
 from ._scripts import EXTEND, run_pipelined
+from .hooks import notify
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
@@ -142,6 +143,7 @@ def _settle(entry: _Entry[Any], result: _Result, now: float) -> bool:
         # Its lease ran out before a renewal was confirmed, and someone saw it (`lost`):
         # a late confirmation does not take that back.
         logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", entry.key)
+        _report_loss(entry)
         return False
     if error is None:
         if deadline is not None:
@@ -150,6 +152,9 @@ def _settle(entry: _Entry[Any], result: _Result, now: float) -> bool:
         entry.delay = _core.RENEWAL_RETRY_DELAY
         entry.retrying = False
         entry.due = now + entry.interval
+        if lease.hold_until is not None:
+            entry.due = min(entry.due, lease.hold_until)  # then renewal stops (see _job)
+        notify(lease.observer, "renewed", lease.name)
         return True
     # A lost lock keeps its error (the cause of its LockLost), and a handler may keep
     # a log record with it. Its frames hold at most the lock being renewed (see
@@ -163,12 +168,29 @@ def _settle(entry: _Entry[Any], result: _Result, now: float) -> bool:
         lease.lost = error
     if outcome.retry_in is None:
         logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", entry.key)
+        _report_loss(entry)
         return False
     lease.failure = error
     entry.delay = outcome.next_delay
     entry.retrying = True
     entry.due = now + outcome.retry_in
     return True
+
+
+def _report_loss(entry: _Entry[Any]) -> None:
+    """Tell the lock's observer and its ``on_lost`` hook, once per hold, that renewal lost the lock."""
+    lease = entry.lease
+    if lease.lost is None or lease.reported:
+        return
+    lease.reported = True
+    notify(lease.observer, "lost", lease.name)
+    lock = entry.ref()
+    if lease.on_lost is None or lock is None:
+        return
+    try:
+        lease.on_lost(lock)
+    except Exception:
+        logger_for_refresh_thread.warning("on_lost of Lock(%r) failed.", entry.key, exc_info=True)
 
 
 def _pop_due(heap: list[tuple[float, int, _E]], now: float) -> list[_E]:
@@ -238,8 +260,14 @@ def _log_collected(entry: _Entry[Any]) -> None:
 
 
 def _extend_args(lease: _core.Lease) -> tuple[tuple[str, str, str], float]:
-    """The KEYS and ARGV of extend.lua for a renewal of ``lease``, and the lifetime it sets."""
+    """The KEYS and ARGV of extend.lua for a renewal of ``lease``, and the lifetime it sets.
+
+    With ``max_hold``, the last renewals set no more than what is left of it, so
+    the key expires when the hold reaches ``max_hold``.
+    """
     seconds = _core.extend_seconds(lease.expire, lease.expire)
+    if lease.hold_until is not None:
+        seconds = max(_core.MIN_WAIT, min(seconds, lease.hold_until - mod_time.monotonic()))
     return (lease.key, lease.id, str(_core.to_ms(seconds))), seconds
 
 
@@ -280,6 +308,10 @@ def _job(entry: _E, unpipelined: set[int]) -> _Job[_E] | None:
         return None
     lease = entry.lease
     client = lease.client
+    if lease.hold_until is not None and mod_time.monotonic() >= lease.hold_until:
+        job = _Job(entry, client, _SETTLED, lease.deadline)
+        job.result = (_core.MaxHoldReached("it reached its max_hold: renewal stopped, the key expires"), None)
+        return job
     if not entry.pipelined or id(client) in unpipelined or _pipeline_factory(client) is None:
         return _Job(entry, client, _ONE_BY_ONE, lease.deadline)
     job = _Job(entry, client, _PIPELINED, lease.deadline)
