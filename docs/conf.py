@@ -47,6 +47,8 @@ nitpick_ignore: list[tuple[str, str]] = [
     # The client type variable of the base both lock classes share (Lock's is RedisClient,
     # AsyncLock's AsyncRedisClient); each class's docstring names its clients.
     ("py:class", "redis_lock._lockcore.C"),
+    # The same, when autodoc shows the signature unevaluated (its hook types are imported for checkers only).
+    ("py:class", "C"),
 ]
 
 # autodoc: members are listed explicitly in api.rst; keep the source order.
@@ -56,7 +58,9 @@ autodoc_preserve_defaults = True
 # The modules import the client Protocol under ``TYPE_CHECKING`` only (no
 # runtime import cycle), so signatures carry the bare string "RedisClient";
 # this tells autodoc which object that string names.
-autodoc_type_aliases = {"RedisClient": "redis_lock.typing.RedisClient"}
+autodoc_type_aliases = {
+    "RedisClient": "redis_lock.typing.RedisClient",
+}
 
 _ONLINE = os.environ.get("REDIS_LOCK_DOCS_ONLINE") == "1"
 intersphinx_mapping = {

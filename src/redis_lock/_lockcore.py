@@ -22,7 +22,7 @@ from ._core import logger_for_acquire, logger_for_refresh_start, logger_for_rele
 from ._engine import Call, Collect, Detach, EnterGate, Guarded, Host, Steps, StopRenewal, Wait
 from ._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, run, run_then_wait
 from ._waiting import Entry, Hub, enlist, wakes_steps
-from .hooks import notify
+from .hooks import LockObserver, notify
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -30,7 +30,6 @@ if TYPE_CHECKING:
     from typing_extensions import Self
 
     from ._local import Ticket
-    from .hooks import LockObserver
 
 __all__ = ["LockCore", "reset_all_steps", "shared_doc"]
 
