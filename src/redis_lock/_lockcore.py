@@ -66,7 +66,9 @@ _SHARED_PARAMETERS: Final = """    :param wait_replicas: how many replicas must 
     :param on_lost: called as ``on_lost(lock)``, once per hold, from the renewal
         thread (or task) when auto-renewal loses the lock (or ``max_hold`` ends
         it), so that a long job can stop at once instead of polling :attr:`lost`.
-        A plain function; an exception it raises is logged.
+        A plain function; an exception it raises is logged. If the renewal's
+        request is stuck (behind a partition), it is called when that returns,
+        while :attr:`lost` turns True when the lease ends.
     :param observer: a :class:`redis_lock.hooks.LockObserver` told of waits,
         acquisitions, releases, renewals and losses (for metrics: see
         :mod:`redis_lock.otel`); an exception it raises is logged.
