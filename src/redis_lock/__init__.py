@@ -31,6 +31,10 @@ This file is the public facade; the implementation lives in private modules:
   either flavour drives;
 - ``hooks``: the :class:`~redis_lock.hooks.LockObserver` protocol a lock reports
   its waits, holds, renewals and losses to (public);
+- ``_decorator``: :func:`locked`, which runs a function (plain or ``async def``)
+  under a lock named from the call's arguments;
+- ``otel``: an observer that records lock metrics through OpenTelemetry
+  (public; needs the ``otel`` extra, so it is not imported here);
 - ``typing``: the client Protocols, public so users can annotate with them;
 - ``django_cache`` and ``django_valkey_cache``: the Django cache backends (not
   imported here), sharing ``_django``.
@@ -45,6 +49,7 @@ from typing import Final as _Final
 
 from ._async import AsyncLock as AsyncLock
 from ._async import async_reset_all as async_reset_all
+from ._decorator import locked as locked
 from ._exceptions import AcquireTimeout as AcquireTimeout
 from ._exceptions import AlreadyAcquired as AlreadyAcquired
 from ._exceptions import AlreadyStarted as AlreadyStarted
@@ -100,5 +105,6 @@ __all__ = [
     "TimeoutTooLarge",
     "__version__",
     "async_reset_all",
+    "locked",
     "reset_all",
 ]

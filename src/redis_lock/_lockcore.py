@@ -235,7 +235,8 @@ class LockCore(Host, Generic[C]):
 
         It turns True when the lease of the last confirmed renewal runs out, whatever
         the renewal's I/O is doing (for example waiting in the client's own retries
-        behind a network partition), and stays True until the next acquire.
+        behind a network partition), and stays True until the next acquire, or
+        until :meth:`release` (which raises :class:`~redis_lock.LockLost` for it).
 
         .. versionadded:: 5.0
         """
