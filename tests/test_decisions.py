@@ -299,6 +299,7 @@ def test_prepare_acquire_builds_keys_args_and_deadline() -> None:
         keys=("lock:job", "lock-signal:job"),
         args=("me", "10000", "1"),
         owned_is_ours=True,
+        started=NOW,
     )
     req = _core.prepare_acquire(blocking=False, timeout=None, expire=None, renewal=None, **common)
     assert (req.blocking, req.deadline, req.args, req.owned_is_ours) == (False, None, ("me", "0", "0"), False)

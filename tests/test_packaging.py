@@ -183,7 +183,7 @@ def test_installed_package_is_the_wheel_with_its_data(fresh_venv: FreshVenv) -> 
         p.name: p.read_text(encoding="utf-8") for p in (ROOT / "src" / "redis_lock" / "lua").glob("*.lua")
     }
     assert found["lua"] == on_disk
-    assert sorted(found["extras"]) == ["django", "hiredis", "valkey"]
+    assert sorted(found["extras"]) == ["django", "hiredis", "otel", "valkey"]
     assert [Requirement(r).name for r in found["requires"] if "extra ==" not in r] == ["redis"]
 
 
@@ -243,11 +243,11 @@ def test_every_dev_dependency_is_pinned() -> None:
 
 
 def test_dev_dependencies_are_not_a_published_extra(fresh_venv: FreshVenv) -> None:
-    """The wheel publishes the hiredis, valkey and django extras only, and names no dev tool anywhere."""
+    """The wheel publishes the hiredis, valkey, django and otel extras only, and names no dev tool anywhere."""
     with zipfile.ZipFile(fresh_venv.wheel) as wheel:
         (name,) = [n for n in wheel.namelist() if n.endswith(".dist-info/METADATA")]
         message = email.message_from_bytes(wheel.read(name))
-    assert sorted(message.get_all("Provides-Extra") or []) == ["django", "hiredis", "valkey"]
+    assert sorted(message.get_all("Provides-Extra") or []) == ["django", "hiredis", "otel", "valkey"]
     requires = " ".join(message.get_all("Requires-Dist") or [])
     for tool in ("pytest", "mypy", "sphinx", "gevent", "pottery", "ruff"):
         assert tool not in requires.lower(), requires
