@@ -138,3 +138,47 @@ def clients(url: str) -> Iterator[Callable[[], redis.Redis]]:
     yield make
     for client in made:
         client.close()
+
+
+@dataclass(frozen=True)
+class PoolSizes:
+    """How much the connection-pool benchmarks (``test_pool.py``) measure."""
+
+    #: Rounds of each 50-thread (or 50-task) trial on a pool of 10; each round is a fresh process.
+    rounds: int
+    #: The contenders of the 50-thread and the 50-task trials (a peer that cannot get the lock takes the
+    #: whole 5 s timeout: a quick run measures fewer).
+    thread_peers: tuple[str, ...]
+    task_peers: tuple[str, ...]
+    #: Tasks waiting on one held lock in the waiting-connections rows, and their contenders.
+    waiters: int
+    waiting_peers: tuple[str, ...]
+    #: Seconds CLIENT LIST is sampled while they all wait (a poller of sleep=0.1 polls ten times a second).
+    sample: float
+    #: Seconds the waiters have to get the lock in turn once it is released; the rest are cancelled.
+    drain: float
+
+
+@pytest.fixture(scope="session")
+def pool_sizes(sizes: Sizes) -> PoolSizes:
+    if sizes.quick:
+        # Under 15 s: ours against the fastest poller, and 4.0.1 (which takes its whole 5 s timeout);
+        # 200 waiters against the default poller, which gets 1 s to serve them (it needs about 3).
+        return PoolSizes(
+            1,
+            ("redis_lock", "redis-py-0.001", "prl401"),
+            ("redis_lock-async", "redis-py-async-0.001"),
+            200,
+            ("redis_lock-async", "redis-py-async-0.1"),
+            0.5,
+            1.0,
+        )
+    return PoolSizes(
+        3,
+        ("redis_lock", "redis-py-0.1", "redis-py-0.001", "prl401", "limit"),
+        ("redis_lock-async", "redis-py-async-0.1", "redis-py-async-0.001", "limit-async"),
+        1000,
+        ("redis_lock-async", "redis-py-async-0.1", "limit-async"),
+        1.0,
+        10.0,
+    )

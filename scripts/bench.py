@@ -223,12 +223,79 @@ def _renewal_metrics(count: int) -> list[Metric]:
     ]
 
 
+def _pool_scene(info: dict[str, Any]) -> str:
+    """A pool row's scene, "50 threads on a pool of 10" (or "50 tasks ..."), from its extra_info."""
+    who = "threads" if info.get("flavour") == "threads" else "tasks"
+    return f"{info.get('workers', 0)} {who} on a pool of {info.get('pool_size', 0)}"
+
+
+def _all_served_seconds(bench: Bench) -> float | None:
+    """A pool row's wall time, only when every worker got the lock (else failing fast would look good)."""
+    info = _info(bench)
+    if info.get("acquired") is None or info.get("acquired") != info.get("workers"):
+        return None
+    return _field("seconds")(bench)
+
+
+def _pool_metrics(info: dict[str, Any], ours: str, limit: str) -> list[Metric]:
+    scene = ("asyncio " if info.get("flavour") == "tasks" else "") + _pool_scene(info)
+    workers = info.get("workers", 0)
+    select = _is("pool", flavour=info.get("flavour"))
+    hold = f"hold {float(info.get('hold', 0)) * 1000:g} ms, {float(info.get('timeout', 0)):g} s timeouts"
+    seconds = "{:.2f} s".format
+    spec: list[tuple[str, Callable[[Bench], float | None], Callable[[float], str], Better | None]] = [
+        (f"{scene}, {hold}: seconds until all {workers} were served", _all_served_seconds, seconds, "lower"),
+        (f"  {scene}: acquired, of {workers}", _field("acquired"), "{:,.0f}".format, "higher"),
+        (f"  {scene}: seconds until every acquire returned, served or not", _field("seconds"), seconds, None),
+        (f"  {scene}: connections lent out, on average", _field("mean_in_use"), "{:.1f}".format, "lower"),
+        (f"  {scene}: connections lent out, at most", _field("peak_in_use"), "{:,.0f}".format, "lower"),
+    ]
+    return [
+        Metric(_title(title, better), select, value, show, better, ours, limit)
+        for title, value, show, better in spec
+    ]
+
+
+def _waiting_title(tasks: int) -> str:
+    return f"connections open while {tasks:,} asyncio tasks wait on one held lock"
+
+
+def _waiting_metrics(tasks: int) -> list[Metric]:
+    select = _is("waiting-connections", tasks=tasks)
+    at = f"{tasks:,} waiting tasks"
+    count = "{:,.0f}".format
+    spec: list[tuple[str, str, Callable[[float], str], Better | None]] = [
+        (_waiting_title(tasks), "connections", count, "lower"),
+        (f"  {at}: connections their first attempts opened", "connections_first_attempts", count, None),
+        (f"  {at}: served once the lock was released (within the drain limit)", "served", count, None),
+        (f"  {at}: seconds until the last one got the lock", "drain_seconds", "{:.2f} s".format, None),
+    ]
+    return [
+        Metric(_title(title, better), select, _field(name), show, better, "redis_lock-async", "limit-async")
+        for title, name, show, better in spec
+    ]
+
+
+def _pool_flavours(benches: Sequence[Bench]) -> list[tuple[dict[str, Any], str, str]]:
+    """One pool row's extra_info per flavour present (threads first), with that flavour's ours and limit."""
+    found = []
+    for flavour, ours, limit in (
+        ("threads", "redis_lock", "limit"),
+        ("tasks", "redis_lock-async", "limit-async"),
+    ):
+        info = next((_info(b) for b in benches if _is("pool", flavour=flavour)(b)), None)
+        if info is not None:
+            found.append((info, ours, limit))
+    return found
+
+
 def metrics(result: dict[str, Any]) -> list[Metric]:
     """Every block of the table, for the rows this result has."""
     benches: list[Bench] = result["benchmarks"]
     holds = sorted({float(_info(b)["hold"]) for b in benches if _is("contended")(b)})
     counts = sorted({int(_info(b)["count"]) for b in benches if _is("renewal")(b)})
     async_holds = sorted({float(_info(b)["hold"]) for b in benches if _is("contended-async")(b)})
+    waiting_counts = sorted({int(_info(b)["tasks"]) for b in benches if _is("waiting-connections")(b)})
     ours, limit = "redis_lock-async", "limit-async"
     found = [
         Metric("PING round trip", _is("ping"), _median, _us),
@@ -298,6 +365,8 @@ def metrics(result: dict[str, Any]) -> list[Metric]:
             for hold in async_holds
             for m in _contended_metrics(hold, "contended-async", "asyncio ", ours, limit)
         ],
+        *[m for info, mine, theirs in _pool_flavours(benches) for m in _pool_metrics(info, mine, theirs)],
+        *[m for tasks in waiting_counts for m in _waiting_metrics(tasks)],
     ]
     # Rows of a family this script does not know yet: their pytest-benchmark median, so nothing is dropped.
     for metric in sorted({str(_info(b).get("metric")) for b in benches} - KNOWN_FAMILIES):
@@ -319,6 +388,8 @@ KNOWN_FAMILIES = frozenset(
         "handoff-async",
         "expiry-async",
         "contended-async",
+        "pool",
+        "waiting-connections",
     }
 )
 
@@ -455,6 +526,14 @@ def measures(result: dict[str, Any]) -> list[Measure]:
                 metric = get(title, better)
                 if metric is not None:
                     out.append(Measure(prefix + name, metric, better, words, timing))
+    waiting = sorted({int(_info(b)["tasks"]) for b in result["benchmarks"] if _is("waiting-connections")(b)})
+    for tasks in waiting:
+        metric = get(_waiting_title(tasks), "lower")
+        if metric is not None:
+            words = ("fewer connections", "more connections")
+            out.append(
+                Measure(f"asyncio {tasks:,} waiters: connections", metric, "lower", words, timing=False)
+            )
     return out
 
 
@@ -536,10 +615,70 @@ def verdict_line(
     return None if found is None else found.text
 
 
+def _served(info: dict[str, Any]) -> str:
+    """A pool row in words: "0.62 s, all 50 served", "4 of 50 served in 5.03 s"."""
+    workers, acquired, seconds = info.get("workers", 0), info.get("acquired"), float(info.get("seconds", 0))
+    if acquired is None:
+        return f"no report: {', '.join(info.get('error_kinds') or {}) or 'killed'}"
+    if acquired == workers:
+        return f"{seconds:.2f} s, all {workers} served"
+    return f"{acquired:,} of {workers} served in {seconds:.2f} s"
+
+
+def _pool_rank(info: dict[str, Any]) -> tuple[float, float]:
+    """Who does best on a pool: more workers served first, then less time."""
+    return (-float(info.get("acquired") or 0), float(info.get("seconds", 0)))
+
+
+def pool_comparisons(benches: Sequence[Bench]) -> list[tuple[str, Comparison, list[str]]]:
+    """Per pool flavour: (measure, ours against the best other library, the other libraries short of all).
+
+    A contender that served fewer workers does worse, however fast it failed; between
+    two that served as many, the faster does better. So the ratio is of workers
+    served ("more served") when the counts differ, else of time ("faster").
+    """
+    out: list[tuple[str, Comparison, list[str]]] = []
+    seconds = _field("seconds")
+    for info, ours, _ in _pool_flavours(benches):
+        rows = {str(_info(b).get("peer")): b for b in benches if _is("pool", flavour=info["flavour"])(b)}
+        if ours not in rows:
+            continue
+        name = ("asyncio " if ours.endswith("-async") else "") + _pool_scene(info)
+        mine = _info(rows[ours])
+        others = {p: _info(b) for p, b in rows.items() if p not in OURS and p not in REFERENCES}
+        if not others:
+            out.append((name, Comparison(_served(mine)), []))
+            continue
+        rival = min(others, key=lambda p: (_pool_rank(others[p]), _order(p)))
+        theirs = others[rival]
+        same = mine.get("acquired") == theirs.get("acquired")
+        if same:
+            ratio = advantage(seconds(rows[ours]), seconds(rows[rival]), "lower")
+            words = ("faster", "slower")
+        else:
+            ratio = advantage(_field("acquired")(rows[ours]), _field("acquired")(rows[rival]), "higher")
+            words = ("more served", "fewer served")
+        found = Comparison(
+            _served(mine),
+            label(rival),
+            _served(theirs),
+            "" if ratio is None else phrase(ratio, words),
+            ours_best=_pool_rank(mine) <= _pool_rank(theirs),
+            noisy=same and ratio is not None and abs(ratio - 1) < NOISE,
+        )
+        short = [
+            f"{label(p)}: {_served(others[p])}"
+            for p in sorted(others, key=_order)
+            if p != rival and others[p].get("acquired") != others[p].get("workers")
+        ]
+        out.append((name, found, short))
+    return out
+
+
 def verdict_cells(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     """The verdict as short cells, for a table that fits a docs page: measure, ours, compared with, ratio."""
     benches: list[Bench] = result["benchmarks"]
-    cells: list[tuple[str, str, str, str]] = []
+    found_all: list[tuple[str, Comparison]] = []
     for measure in measures(result):
         metric = measure.metric
         found = compare(
@@ -550,13 +689,16 @@ def verdict_cells(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             metric.show,
             timing=measure.timing,
         )
-        if found is None:
-            continue
+        if found is not None:
+            found_all.append((measure.name, found))
+    found_all += [(name, found) for name, found, _ in pool_comparisons(benches)]
+    cells: list[tuple[str, str, str, str]] = []
+    for name, found in found_all:
         ratio = found.ratio.removesuffix(" than").replace("on par with", "on par")
         who = f"{found.rival}: {found.theirs}" if found.rival else "no other library"
         cells.append(
             (
-                measure.name,
+                name,
                 found.ours + (" (best)" if found.ours_best else ""),
                 who,
                 ratio + (" *" if found.noisy else ""),
@@ -634,6 +776,8 @@ def verdict(result: dict[str, Any]) -> list[tuple[str, str]]:
         )
         if line is not None:
             lines.append((measure.name, line))
+    for name, found, short in pool_comparisons(benches):
+        lines.append((name, "; ".join([found.text, *short])))
     exclusion = _violations_line(benches)
     if exclusion is not None:
         lines.append(("mutual exclusion", exclusion))
@@ -1121,6 +1265,7 @@ def charts(result: dict[str, Any]) -> list[Chart]:
         out.append(
             Chart("renewal", "renewal at scale: one process keeps many auto-renewed locks", tuple(panels))
         )
+    out.extend(_pool_charts(benches))
     for metric in sorted({str(_info(b).get("metric")) for b in benches} - KNOWN_FAMILIES):
         median = _scaled(_series(benches, _is(metric), "median", _median), 1e6)
         out.append(
@@ -1128,6 +1273,74 @@ def charts(result: dict[str, Any]) -> list[Chart]:
                 metric,
                 f"{metric}: pytest-benchmark median per round",
                 (Panel("median (lower is better)", "microseconds", (median,), "{:,.0f} us".format),),
+            )
+        )
+    return out
+
+
+def _pool_note(info: dict[str, Any]) -> str:
+    """What a pool row's bar does not show: who was served, and the connections lent out."""
+    workers, acquired = info.get("workers", 0), info.get("acquired")
+    if acquired is None:
+        return f"no report: {', '.join(info.get('error_kinds') or {}) or 'killed'}"
+    served = f"all {workers} served" if acquired == workers else f"{acquired:,} of {workers} served"
+    mean, peak = info.get("mean_in_use"), info.get("peak_in_use")
+    if isinstance(mean, int | float) and isinstance(peak, int | float):
+        served += f"; conn. lent {mean:.1f} avg, {peak:,.0f} max"
+    return served
+
+
+def _pool_panel(benches: Sequence[Bench], info: dict[str, Any]) -> Panel:
+    at = _is("pool", flavour=info.get("flavour"))
+    kind = "asyncio: " if info.get("flavour") == "tasks" else ""
+    timeout = float(info.get("timeout", 0))
+    return Panel(
+        f"{kind}{_pool_scene(info)}, hold {float(info.get('hold', 0)) * 1000:g} ms, {timeout:g} s timeouts"
+        " (lower is better, if all were served)",
+        "seconds until every worker's acquire returned",
+        (_series(benches, at, "seconds", _field("seconds")),),
+        "{:.2f} s".format,
+        notes={str(_info(b).get("peer")): _pool_note(_info(b)) for b in benches if at(b)},
+    )
+
+
+def _waiting_panel(benches: Sequence[Bench], tasks: int) -> Panel:
+    at = _is("waiting-connections", tasks=tasks)
+    notes = {}
+    for bench in benches:
+        if at(bench):
+            info = _info(bench)
+            drain = info.get("drain_seconds")
+            after = f" in {drain:.2f} s" if isinstance(drain, int | float) else ""
+            notes[str(info.get("peer"))] = f"then {info.get('served', 0):,} of {tasks:,} served{after}"
+    return Panel(
+        f"{tasks:,} tasks wait: their client's connections in CLIENT LIST, median window (lower is better)",
+        "connections",
+        (_series(benches, at, "connections", _field("connections")),),
+        "{:,.0f}".format,
+        notes=notes,
+    )
+
+
+def _pool_charts(benches: Sequence[Bench]) -> list[Chart]:
+    """The pool chart (one panel per flavour) and the waiting-connections chart, for the rows present."""
+    out: list[Chart] = []
+    pool_panels = [_pool_panel(benches, info) for info, _, _ in _pool_flavours(benches)]
+    if pool_panels:
+        out.append(
+            Chart(
+                "pool",
+                "many waiters, few connections: each worker takes one lock once, on a blocking pool",
+                tuple(pool_panels),
+            )
+        )
+    waiting = sorted({int(_info(b)["tasks"]) for b in benches if _is("waiting-connections")(b)})
+    if waiting:
+        out.append(
+            Chart(
+                "waiting-connections",
+                "asyncio tasks waiting on one held lock: the connections their client keeps open",
+                tuple(_waiting_panel(benches, tasks) for tasks in waiting),
             )
         )
     return out

@@ -199,3 +199,132 @@ def test_unknown_family_is_kept() -> None:
     result = _result(_bench("semaphore", "redis_lock", median=0.002))
     assert any(row[0].startswith("semaphore") for row in bench.table_rows(result))
     assert [chart.slug for chart in bench.charts(result)] == ["semaphore"]
+
+
+def _pool(peer: str, flavour: str, seconds: float, acquired: int | None, **info: Any) -> dict[str, Any]:
+    fields = {"timed_out": 0, "errors": 50 - acquired if acquired is not None else 0, "peak_in_use": 10}
+    return _bench(
+        "pool",
+        peer,
+        median=seconds + 0.1,
+        flavour=flavour,
+        workers=50,
+        pool_size=10,
+        hold=0.01,
+        timeout=5.0,
+        seconds=seconds,
+        acquired=acquired,
+        mean_in_use=9.9 if acquired != 50 else 1.2,
+        **{**fields, **info},
+    )
+
+
+#: Issue #14's rows: 4.0.1 and the limit fail fast on a pool of 10; ours and the pollers serve all 50.
+POOL_RESULT = _result(
+    _pool("redis_lock", "threads", 0.6, 50),
+    _pool("redis-py-0.1", "threads", 2.0, 50),
+    _pool("redis-py-0.001", "threads", 0.9, 50),
+    _pool("prl401", "threads", 0.3, 4),
+    _pool("limit", "threads", 5.1, 1),
+    _pool("redis_lock-async", "tasks", 0.66, 50),
+    _pool("redis-py-async-0.001", "tasks", 0.8, 50),
+    *[
+        _bench(
+            "waiting-connections",
+            peer,
+            median=2.0,
+            tasks=1000,
+            connections=connections,
+            connections_first_attempts=1000,
+            served=1000,
+            drain_seconds=1.5,
+        )
+        for peer, connections in (
+            ("redis_lock-async", 1),
+            ("redis-py-async-0.1", 1000),
+            ("limit-async", 1000),
+        )
+    ],
+)
+
+
+def test_pool_verdict_compares_time_among_those_who_served_everyone() -> None:
+    """4.0.1 failing fast is not "faster": ours is compared with the fastest library that served all 50."""
+    line = dict(bench.verdict(POOL_RESULT))["50 threads on a pool of 10"]
+    assert line.startswith(
+        "ours 0.60 s, all 50 served, best: 1.50x faster than redis-py Lock, sleep=0.001"
+        " (0.90 s, all 50 served, next best)"
+    )
+    assert "python-redis-lock 4.0.1: 4 of 50 served in 0.30 s" in line
+    assert "limit" not in line
+
+
+def test_pool_verdict_counts_served_first_when_ours_serves_fewer() -> None:
+    """Ours short of all 50 reads as fewer served than the library that served everyone, whatever the time."""
+    result = _result(_pool("redis_lock", "threads", 5.0, 40), _pool("redis-py-0.1", "threads", 2.0, 50))
+    line = dict(bench.verdict(result))["50 threads on a pool of 10"]
+    assert line == (
+        "ours 40 of 50 served in 5.00 s: 1.25x fewer served than redis-py Lock, sleep=0.1"
+        " (2.00 s, all 50 served, best)"
+    )
+
+
+def test_pool_verdict_has_an_asyncio_line_and_a_cell() -> None:
+    """The tasks flavour gets its own line, named as the other asyncio measures, and a cell for the docs table."""
+    lines = dict(bench.verdict(POOL_RESULT))
+    assert lines["asyncio 50 tasks on a pool of 10"].startswith(
+        "ours 0.66 s, all 50 served, best: 1.21x faster"
+    )
+    cells = {cell[0]: cell for cell in bench.verdict_cells(POOL_RESULT)}
+    assert cells["50 threads on a pool of 10"][1:] == (
+        "0.60 s, all 50 served (best)",
+        "redis-py Lock, sleep=0.001: 0.90 s, all 50 served",
+        "1.50x faster",
+    )
+
+
+def test_waiting_connections_read_as_fewer_connections() -> None:
+    """Connections while 1,000 tasks wait: lower is better, and the limit (a reference) is not the rival."""
+    line = dict(bench.verdict(POOL_RESULT))["asyncio 1,000 waiters: connections"]
+    assert (
+        line
+        == "ours 1, best: 1,000.00x fewer connections than redis.asyncio Lock, sleep=0.1 (1,000, next best)"
+    )
+
+
+def test_pool_verdict_ratios_point_one_way() -> None:
+    """The new lines keep the rule: every ratio >= 1, followed by a direction word."""
+    lines = [(n, t) for n, t in bench.verdict(POOL_RESULT) if "pool" in n or "waiters" in n]
+    assert len(lines) == 3
+    for name, text in lines:
+        for factor, word in re.findall(r"([\d,.]+)x (\w+)", text):
+            assert float(factor.replace(",", "")) >= 1, (name, text)
+            assert word in {"faster", "slower", "fewer", "more"}, (name, text)
+
+
+def test_pool_table_has_no_time_ratio_for_a_peer_that_served_fewer() -> None:
+    """A row that did not serve everyone shows n/a for the all-served time; its served count has a ratio."""
+    rows: dict[tuple[str, str], tuple[str, ...]] = {}
+    title = ""
+    for row in bench.table_rows(POOL_RESULT):
+        title = row[0] or title
+        rows[(title, row[1])] = row
+    timed = "50 threads on a pool of 10, hold 10 ms, 5 s timeouts: seconds until all 50 were served (lower is better)"
+    assert rows[(timed, "python-redis-lock 4.0.1")][2:] == ("n/a", "", "")
+    assert rows[(timed, "redis-py Lock, sleep=0.1")][2:4] == ("2.00 s", "3.33x")
+    served = "  50 threads on a pool of 10: acquired, of 50 (higher is better)"
+    assert rows[(served, "python-redis-lock 4.0.1")][2:4] == ("4", "12.50x")
+    assert any(key[0].startswith("asyncio 50 tasks on a pool of 10") for key in rows)
+    waiting = "connections open while 1,000 asyncio tasks wait on one held lock (lower is better)"
+    assert rows[(waiting, "limit on asyncio (hand-written)")][3:] == ("1,000.00x", "1.00x")
+
+
+def test_pool_families_are_known_and_charted() -> None:
+    """Both families get their own chart (not the unknown-family median), one pool panel per flavour."""
+    found = {chart.slug: chart for chart in bench.charts(POOL_RESULT)}
+    assert set(found) == {"pool", "waiting-connections"}
+    assert len(found["pool"].panels) == 2
+    notes = found["pool"].panels[0].notes
+    assert notes["redis_lock"].startswith("all 50 served")
+    assert notes["prl401"].startswith("4 of 50 served")
+    assert not any("median" in row[0] for row in bench.table_rows(POOL_RESULT))
