@@ -31,6 +31,8 @@ This file is the public facade; the implementation lives in private modules:
   either flavour drives;
 - ``hooks``: the :class:`~redis_lock.hooks.LockObserver` protocol a lock reports
   its waits, holds, renewals and losses to (public);
+- ``_cli``: the ``redis-lock`` command line (``python -m redis_lock``): run a
+  command under a lock, and inspect or reset locks;
 - ``_decorator``: :func:`locked`, which runs a function (plain or ``async def``)
   under a lock named from the call's arguments;
 - ``otel``: an observer that records lock metrics through OpenTelemetry
