@@ -485,7 +485,12 @@ def test_a_waiter_timing_out_with_an_unused_signal_passes_it_on(
         wait_for(lambda: blocks_on(other, name), 10, "the next waiter's hub to block")
         assert client_a.entered.wait(10), "the leaver never made its last attempt"
         holder.release()
-        wait_for(lambda: entry.signalled, 10, "A's hub to hand the signal to the leaver")
+        if next_waiter == "same-client":
+            wait_for(lambda: entry.signalled, 10, "A's hub to hand the signal to the leaver")
+        else:
+            # The leaver blocked in Redis itself (a lone thread: Hub.lead) and its BLPOP has ended, so
+            # A has none in flight during this last attempt: the signal goes to B's hub directly.
+            wait_for(lambda: not plain.exists(f"lock-signal:{name}"), 10, "a hub to pop the signal")
         opened = time.monotonic()
         client_a.gate.set()
         leaver.join(10)
@@ -725,7 +730,8 @@ def test_the_hub_thread_returns_its_connection_and_ends_after_an_episode(
     workers = Workers(5, work)
     wait_for(lambda: waiting_entries(client) == 5, 10, "five waiters")
     wait_for(lambda: blocks_on(client, name), 10, "the hub to block")
-    assert len(hub_threads(client)) == 1
+    # A lone waiter blocks in Redis itself (Hub.lead); the hub's thread serves the others after it.
+    assert len(hub_threads(client)) <= 1
     holder.release()
     workers.join()
     wait_for(lambda: not pool._in_use_connections, 10, "the pool to get every connection back")

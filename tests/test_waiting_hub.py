@@ -394,3 +394,93 @@ def test_a_task_hub_ends_as_soon_as_nobody_waits() -> None:
     hub.leave(a, acquired=False)
     assert hub.plan(5.0) is None
     assert ended == [hub]
+
+
+# ---------------------------------------------------------------------------
+# A lone thread blocks in Redis itself (Hub.lead).
+
+
+def leading() -> Harness:
+    h = Harness()
+    h.hub.may_lead = True
+    return h
+
+
+def test_a_lone_waiter_leads_with_its_own_key_and_a_tick_short_timeout() -> None:
+    h = leading()
+    a = h.enlist("x")
+    assert h.hub.lead(a, until=10.0 + 0.8, now=10.0) == ((CONTROL, "lock-signal:x"), 0.7)
+    assert h.starts == 0, "no loop: the waiter blocks itself"
+    assert h.hub.in_blpop
+    assert h.hub.plan(10.1) == 10.1 + CHUNK, "the loop, if any, stays idle while a waiter leads"
+    assert h.hub.in_blpop, "and leaves the leader's BLPOP alone"
+
+
+def test_a_chunk_long_lead_is_capped_by_the_socket_safe_blpop() -> None:
+    h = leading()
+    a = h.enlist("x")
+    assert h.hub.lead(a, until=100.0, now=0.0) == ((CONTROL, "lock-signal:x"), 2.4)
+
+
+def test_a_short_lone_wait_sleeps_without_any_blpop() -> None:
+    h = leading()
+    a = h.enlist("x")
+    assert h.hub.lead(a, until=0.05, now=0.0) is True
+    assert not h.hub.in_blpop
+    assert h.starts == 0
+    assert a.waiting
+
+
+def test_no_lead_beside_another_sleeper_nor_for_tasks() -> None:
+    h = leading()
+    a, b = h.enlist("x"), h.enlist("x")
+    assert h.hub.ready(a) is None
+    assert h.hub.lead(b, until=5.0, now=0.0) is False
+    tasks = Harness()
+    c = tasks.enlist("x")
+    assert tasks.hub.lead(c, until=5.0, now=0.0) is False, "hubs of tasks never let a waiter lead"
+
+
+def test_waiters_arriving_during_a_lead_are_covered_or_nudge() -> None:
+    h = leading()
+    a, b, c = h.enlist("x"), h.enlist("x"), h.enlist("y")
+    assert isinstance(h.hub.lead(a, until=5.0, now=0.0), tuple), "a leads"
+    assert h.hub.ready(b) is None, "the leader's BLPOP covers x"
+    assert h.hub.ready(c) == (CONTROL, None, CONTROL_EXPIRE_MS), "y is not covered: nudge the leader"
+    assert h.starts == 0
+
+
+def test_the_leaders_pop_goes_first_in_line_and_the_loop_takes_over() -> None:
+    h = leading()
+    a, b = h.enlist("x"), h.enlist("x")
+    h.hub.lead(a, until=5.0, now=0.0)
+    h.hub.ready(b)
+    assert h.hub.led(a, pop("x")) is None
+    assert signalled(a)
+    assert not b.signalled
+    assert h.starts == 1, "b still sleeps: the loop starts to block for it"
+    assert not h.hub.in_blpop
+
+
+def test_a_leader_popping_for_nobody_gives_the_signal_back() -> None:
+    h = leading()
+    a = h.hub.enlist("lock-signal:x", "lock:x", 321)
+    h.hub.lead(a, until=5.0, now=0.0)
+    h.hub.leave(a, acquired=False)  # (as after a failed BLPOP: led first, in the steps)
+    h2 = leading()
+    b = h2.hub.enlist("lock-signal:x", "lock:x", 321)
+    h2.hub.lead(b, until=5.0, now=0.0)
+    b.signalled = True  # it holds a signal already (handed earlier): the pop is for nobody else
+    assert h2.hub.led(b, pop("x")) == ("lock-signal:x", "lock:x", 321)
+    assert h2.starts == 0, "nobody else sleeps: no loop"
+
+
+def test_a_leader_whose_blpop_failed_ends_its_lead() -> None:
+    h = leading()
+    a, b = h.enlist("x"), h.enlist("y")
+    h.hub.lead(a, until=5.0, now=0.0)
+    h.hub.ready(b)
+    assert h.hub.led(a, None) is None
+    assert not h.hub.in_blpop
+    assert h.hub.leader is None
+    assert h.starts == 1

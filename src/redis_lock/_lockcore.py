@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 
 from . import _clients, _core, _keys
 from ._core import logger_for_acquire, logger_for_refresh_start, logger_for_release
-from ._engine import Call, Collect, Detach, EnterGate, Guarded, Host, Steps, StopRenewal, Wait
+from ._engine import Block, Call, Collect, Detach, EnterGate, Guarded, Host, Steps, StopRenewal, Wait
 from ._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, run, run_then_wait
 from ._waiting import Entry, Hub, enlist, wakes_steps
 from .hooks import LockObserver, notify
@@ -366,11 +366,8 @@ class LockCore(Host, Generic[C]):
                 if hub is None or entry is None:
                     notify(self._lease.observer, "wait_started", self._lease.name)
                     hub, entry = self._enlist()
-                nudge = hub.ready(entry)
-                if nudge is not None:
-                    yield from wakes_steps([nudge], cluster=self._cluster)
-                yield Wait(entry.signal, step.until)
                 try:
+                    yield from self._sleep(hub, entry, step.until)
                     hub.take(entry)  # woken by a signal, or the plan's time came: try again either way
                 except Exception as exc:
                     # A failover cut the hub's wait short: try again at once, as on a
@@ -432,6 +429,28 @@ class LockCore(Host, Generic[C]):
             lock_key=self._name,
             expire_ms=self._signal_expire,
         )
+
+    def _sleep(self, hub: Hub, entry: Entry, until: float) -> Steps[None]:
+        """Sleep until a signal for this lock or ``until``; alone, block in Redis itself (``Hub.lead``).
+
+        :raises: the error of this call's own BLPOP, or (from ``take``) of the hub's.
+        """
+        lead = hub.lead(entry, until, mod_time.monotonic())
+        if lead is False:
+            nudge = hub.ready(entry)
+            if nudge is not None:
+                yield from wakes_steps([nudge], cluster=self._cluster)
+        elif lead is not True:
+            keys, timeout = lead
+            try:
+                reply = yield Block("blpop", (list(keys), timeout))
+            except BaseException:
+                hub.led(entry, None)
+                raise
+            back = hub.led(entry, reply)
+            if back is not None:
+                yield Detach(wakes_steps([back], cluster=self._cluster))
+        yield Wait(entry.signal, until)
 
     def _leave_hub(self, hub: Hub, entry: Entry, *, acquired: bool) -> Steps[None]:
         """End this call's place in the hub; what that leaves to push to Redis is pushed in the background.
