@@ -59,10 +59,13 @@ def unique(prefix: str) -> str:
 
 
 def hubs_of(client: object) -> list[_waiting.Hub]:
-    """The live hubs of ``client`` in this process (every event loop and slot)."""
+    """The hubs of ``client`` in this process (every event loop and slot) that have waiters or a running loop.
+
+    A hub nobody uses stays registered, idle, for the next wait (``KEEP_IDLE_HUBS``).
+    """
     registry = _waiting._registry  # pyright: ignore[reportPrivateUsage]
     with registry.mutex:
-        return [hub for hub in registry.hubs.values() if hub.client is client]
+        return [hub for hub in registry.hubs.values() if hub.client is client and (hub.queues or hub.running)]
 
 
 def waiting_entries(client: object) -> int:

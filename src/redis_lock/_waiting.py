@@ -73,6 +73,9 @@ WAIT_TASK: Final = "redis_lock.wait"
 #: (starting a thread costs about 100 us). A hub task ends at once: a task costs little, and one left
 #: pending would outlive a program's last ``run_until_complete``.
 LINGER: Final = 2.0
+#: A hub nobody waits on stays registered (with its client) for the next wait, which then builds
+#: nothing; past this many hubs, such idle ones are dropped.
+KEEP_IDLE_HUBS: Final = 64
 #: The hubs' private control lists: ``lock-waiters:<process>:<n>`` (``lock-waiters:{<name>}:...`` on a cluster).
 CONTROL_PREFIX: Final = "lock-waiters:"
 #: How long a control list element that no hub popped lives, in milliseconds.
@@ -96,22 +99,38 @@ class LocalSignal(Protocol):
 
 @final
 class ThreadSignal:
-    """A waiter's local wake-up, for threads (greenlets too, when :mod:`threading` is monkey-patched)."""
+    """A waiter's local wake-up, for threads (greenlets too, when :mod:`threading` is monkey-patched).
 
-    __slots__ = ("_event",)
+    A bare lock used as a binary semaphore: held while the signal is clear,
+    free once set, so a wait is one ``acquire`` with a timeout. Cheaper than a
+    :class:`threading.Event` (a condition variable and a lock per wait), which
+    matters on the hand-off path. ``set`` and ``clear`` are called under the
+    hub's mutex only, so they never race each other.
+    """
+
+    __slots__ = ("_is_set", "_lock")
 
     def __init__(self) -> None:
-        self._event = threading.Event()
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self._is_set = False
 
     def set(self) -> None:
-        self._event.set()
+        if not self._is_set:
+            self._is_set = True
+            self._lock.release()
 
     def clear(self) -> None:
-        self._event.clear()
+        if self._is_set:
+            self._is_set = False
+            self._lock.acquire()  # free (set), or held for an instant by a wait passing through
 
     def wait(self, until: float) -> None:
         """Sleep until set, or until the ``monotonic()`` time ``until``."""
-        self._event.wait(max(0.0, until - mod_time.monotonic()))
+        if self._is_set:
+            return
+        if self._lock.acquire(timeout=max(0.0, until - mod_time.monotonic())):
+            self._lock.release()  # it stays set
 
 
 def _resolve(future: asyncio.Future[None]) -> None:
@@ -374,15 +393,12 @@ class Hub:
                 entry.signalled = False
                 if not acquired and not self._hand(entry.key):
                     wakes.append((entry.key, entry.lock_key, entry.expire_ms))
-            orphaned = not self.queues and not self.running
             if not self.queues:
                 # The BLPOP in flight pops a signal given back on one of its keys: that ends it too.
                 if self.in_blpop and not self.nudged and not (wakes and entry.key in self.blocked):
                     self.nudged = True
                     wakes.append((self.control, None, CONTROL_EXPIRE_MS))
                 self.idle.set()
-        if orphaned:
-            self._forget(self)  # the loop ended (an error) and nobody waits: no loop will end this hub
         return wakes
 
     # -- the loop ---------------------------------------------------------------------
@@ -419,7 +435,7 @@ class Hub:
     def end_if_idle(self) -> bool:
         """Called by the registry with its mutex held: end this hub unless a waiter arrived meanwhile."""
         with self.mutex:
-            if self.queues:
+            if self.queues or (self.running and self._idle_since is None):
                 return False
             self.running = False
             self.ended = True
@@ -552,9 +568,18 @@ def _enlist(
         hub = _registry.hubs.get(ident)
         # A closed event loop's id may be reused by a new loop: its hub is not this loop's.
         if hub is None or hub.loop is not loop:
+            if len(_registry.hubs) >= KEEP_IDLE_HUBS:
+                _evict_idle()
             control = f"{CONTROL_PREFIX}{tag}{_registry.token}:{next(_registry.count)}"
             hub = _registry.hubs[ident] = make(control)
         return hub, hub.enlist(key, lock_key, expire_ms)
+
+
+def _evict_idle() -> None:
+    """Drop the hubs nobody waits on and whose loop is not running (registry mutex held)."""
+    for ident, hub in list(_registry.hubs.items()):
+        if hub.end_if_idle():
+            del _registry.hubs[ident]
 
 
 def _forget(ident: tuple[int, ...]) -> Callable[[Hub], bool]:
