@@ -303,13 +303,7 @@ class Hub:
         with self.mutex:
             assert self.leader is entry, (self.leader, entry)
             self.leader, self.in_blpop = None, False
-            back = None
-            if key is not None and key != self.control and not self._hand(key):
-                back = (
-                    key,
-                    _keys.LOCK_PREFIX + key[len(_keys.SIGNAL_PREFIX) :],
-                    self.expires.get(key, _core.DEFAULT_SIGNAL_EXPIRE_MS),
-                )
+            back = self._pass(key)
             if self._sleeps_besides(entry):
                 self._run_loop()
             return back
@@ -449,10 +443,17 @@ class Hub:
         key = _popped_key(reply)
         with self.mutex:
             self.in_blpop = False
-            if key is None or key == self.control or self._hand(key):
-                return None
-            # Nobody here waits for it now: push it again for the other processes' waiters.
-            expire_ms = self.expires.get(key, _core.DEFAULT_SIGNAL_EXPIRE_MS)  # its waiters left
+            return self._pass(key)
+
+    def _pass(self, key: str | None) -> Wake | None:
+        """Hand a popped signal (``key``: its list; None or the control list: none) on (mutex held).
+
+        :returns: the signal to give back when no local waiter takes it (the other
+            processes' waiters need it), else None.
+        """
+        if key is None or key == self.control or self._hand(key):
+            return None
+        expire_ms = self.expires.get(key, _core.DEFAULT_SIGNAL_EXPIRE_MS)  # the default: its waiters left
         return (key, _keys.LOCK_PREFIX + key[len(_keys.SIGNAL_PREFIX) :], expire_ms)
 
     def fail(self, error: Exception | None) -> None:
