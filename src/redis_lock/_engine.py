@@ -34,6 +34,8 @@ if TYPE_CHECKING:
     from collections.abc import Coroutine
 
 __all__ = [
+    "BACKGROUND_TASK",
+    "BLOCKING_TASK",
     "Block",
     "Call",
     "Collect",
@@ -262,6 +264,10 @@ def _cancelling() -> Callable[[], int] | None:
     return method
 
 
+#: The names of the tasks that run a Detach effect's steps, and a Block effect's command.
+BACKGROUND_TASK: Final = "redis_lock.background"
+BLOCKING_TASK: Final = "redis_lock.blocking"
+
 #: Tasks finishing guarded steps after their caller was cancelled. asyncio keeps
 #: only weak references to tasks, so they are held here until done.
 _background: Final[set[asyncio.Future[Any]]] = set()
@@ -307,7 +313,7 @@ async def drive_async(client: Any, steps: Steps[T], host: Host | None = None) ->
                 ):  # effect classes are final: exact types, the most frequent first
                     result = [entry async for entry in getattr(client, effect.method)(**effect.kwargs)]
                 elif type(effect) is Detach:
-                    result = in_background(drive_async(client, effect.steps, host))
+                    result = in_background(drive_async(client, effect.steps, host), name=BACKGROUND_TASK)
                 else:
                     result = await _begin(client, effect, host)
                 if cancelling is not None and cancelling() > before:
@@ -331,7 +337,7 @@ async def _blocking(call: Coroutine[Any, Any, Any]) -> Any:
     Run in a task of its own, the command is waited for here, where the caller's
     cancellation always lands; the command is then cancelled until it has ended.
     """
-    task = asyncio.ensure_future(call)
+    task = asyncio.get_running_loop().create_task(call, name=BLOCKING_TASK)
     try:
         await asyncio.wait((task,))
     except asyncio.CancelledError:

@@ -45,7 +45,7 @@ from hypothesis.stateful import (
 )
 
 import redis_lock
-from redis_lock import RedisLockError
+from redis_lock import RedisLockError, _engine
 
 from .._topology import async_wait_for, blocked_in
 from . import strategies as s
@@ -81,8 +81,10 @@ HOLDER_EXPIRY_MS: tuple[int | None, ...] = (None, 0, 2, 8)
 
 #: Name prefix of the library's renewal tasks (one per event loop and client).
 RENEWAL_TASK = "redis_lock.refresh"
-#: The waiters' hub task of a client (``_waiting``), which lingers a little after the last wait.
+#: The waiters' hub task of a client (``_waiting``), which ends once nobody waits; its BLPOP's task; and
+#: a background push of a wake-up (a nudge of that BLPOP, a signal given back), which may outlive an acquire.
 WAIT_TASK = "redis_lock.wait"
+LIBRARY_TASKS = (RENEWAL_TASK, WAIT_TASK, _engine.BLOCKING_TASK, _engine.BACKGROUND_TASK)
 
 
 @dataclass(eq=False)
@@ -451,7 +453,7 @@ class AsyncLockMachine(RuleBasedStateMachine):
         others = [
             task
             for task in asyncio.all_tasks(self.loop)
-            if task is not self.main and not task.get_name().startswith((RENEWAL_TASK, WAIT_TASK))
+            if task is not self.main and not task.get_name().startswith(LIBRARY_TASKS)
         ]
         assert others == [], f"tasks left running: {others}"
 

@@ -31,9 +31,11 @@ from hypothesis.stateful import (
 )
 
 import redis_lock
-from redis_lock import RedisLockError
+from redis_lock import RedisLockError, _waiting
 
 from . import strategies as s
+
+CONTROL_PREFIX = _waiting.CONTROL_PREFIX.encode()
 
 MAX_HANDLES = 8
 #: A foreign client's id: no handle ever has it.
@@ -310,7 +312,7 @@ class LockMachine(RuleBasedStateMachine):
 
     @invariant()
     def keyspace_is_clean(self: ModelView) -> None:
-        """Only lock keys of held names, short-lived one-element signal lists and release receipts exist."""
+        """Only lock keys of held names, short-lived one-element signal lists, release receipts and hubs' control lists exist."""
         held = {lock_key(name) for name in self.model}
         signals = {signal_key(name) for name in s.NAMES}
         receipts = {receipt_key(name) for name in s.NAMES}
@@ -327,6 +329,12 @@ class LockMachine(RuleBasedStateMachine):
             assert ttl != -1, f"{key!r} would never expire"
             if key in receipts:
                 assert kind == b"string"
+                continue
+            if key.startswith(CONTROL_PREFIX):
+                # A waiters' hub's control list (redis_lock._waiting): one element, at most a minute.
+                assert kind == b"list"
+                assert 0 < ttl <= _waiting.CONTROL_EXPIRE_MS
+                assert self.plain.llen(key) <= 1, f"{key!r} holds more than one nudge"
                 continue
             assert key in signals, f"unexpected key {key!r}"
             assert kind == b"list"
