@@ -133,10 +133,12 @@ def test_renewal_interval_sets_the_pace(flavour: Flavour, plain: redis.Redis) ->
     fast, slow = Recorder(), Recorder()
     quick = flavour.lock(unique(), expire=2, auto_renewal=True, renewal_interval=0.05, observer=fast)
     default = flavour.lock(unique(), expire=2, auto_renewal=True, observer=slow)
-    assert flavour.run(quick.acquire)
     assert flavour.run(default.acquire)
+    started = time.monotonic()
+    assert flavour.run(quick.acquire)
     wait_for(lambda: fast.count("renewed") >= 4, timeout=5, what="four quick renewals")
-    assert slow.count("renewed") == 0
+    # Normally within 0.3 s, so the default renews not once; a loaded machine may take longer.
+    assert slow.count("renewed") <= int((time.monotonic() - started) / (2 * 2 / 3))
     flavour.run(quick.release)
     flavour.run(default.release)
     assert fast.kinds()[-1] == "released"
