@@ -4,7 +4,7 @@ Each test queues the replies (or errors) a Redis client would give, runs a lock
 operation through the real drivers (``_engine.drive``, and ``drive_async`` for
 the asyncio flavour), and checks the exact commands the steps sent, their
 arguments, and when (on the fake clock). The clock is swapped in where the
-library reads it (``mod_time`` in ``_engine``, ``_lockcore``, ``_local`` and
+library reads it (``mod_time`` in ``_lockcore``, ``_local`` and
 ``_renewal``), as redis-py's tests swap in ``FakeLockTime``; nothing really
 sleeps, so the whole file runs in a second or two. A waiter enlists in a real
 ``_waiting.Hub`` whose loop never starts (:class:`FakeHub`): each local wait
@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 
 import tests.property.conftest  # noqa: F401 (registers and loads the HYPOTHESIS_PROFILE profile)
 from redis_lock import AsyncLock, Lock, _clients, _core, _engine, _keys, _local, _lockcore, _renewal
-from redis_lock._engine import Call, Collect, Sleep, Steps
+from redis_lock._engine import Call, Collect, Steps
 from redis_lock._exceptions import AlreadyAcquired, NotAcquired, NotExpirable, NotReplicated
 from redis_lock._scripts import ACQUIRE, EXTEND, RESET_ALL, UNLOCK, WAKE, run, run_pipelined
 from redis_lock._waiting import CONTROL_EXPIRE_MS, Entry, Hub, LocalSignal
@@ -61,18 +61,9 @@ class FakeClock:
 
 
 def install_clock(mp: pytest.MonkeyPatch, clock: FakeClock) -> None:
-    """Make the library read ``clock``, and asyncio sleeps in ``_engine`` advance it."""
-    for module in (_engine, _lockcore, _local, _renewal):
+    """Make the library read ``clock`` (the waits themselves are played by :class:`FakeHub`)."""
+    for module in (_lockcore, _local, _renewal):
         mp.setattr(module, "mod_time", clock)
-    real_sleep = asyncio.sleep
-
-    async def fake_sleep(delay: float, result: object = None) -> object:
-        clock.sleep(delay)
-        await real_sleep(0)
-        return result
-
-    fake_asyncio = types.SimpleNamespace(**{**vars(asyncio), "sleep": fake_sleep})
-    mp.setattr(_engine, "asyncio", fake_asyncio)
 
 
 @pytest.fixture
@@ -994,13 +985,13 @@ def _handles_an_error(clock: FakeClock) -> Steps[str]:
     try:
         yield Call("get", ("lock:job",))
     except redis.ConnectionError:
-        yield Sleep(START + 0.25)
+        clock.sleep(0.25)  # the steps go on after the error they were thrown
     items = yield Collect("scan_iter", {"match": "lock:*", "count": 10})
     return f"{len(items)} after {clock.now - START:.2f}"
 
 
 def test_drivers_throw_errors_in_and_sleep_on_the_clock(clock: FakeClock) -> None:
-    """Both drivers throw a client error into the steps, sleep until a monotonic time, and collect iterators."""
+    """Both drivers throw a client error into the steps, go on after it, and collect iterators."""
     client = ScriptedClient(
         clock, ("get", redis.ConnectionError("down")), ("scan_iter", ["lock:a", "lock:b"])
     )

@@ -16,7 +16,7 @@ import pytest
 import redis
 
 import redis_lock
-from redis_lock import _core
+from redis_lock import _core, hooks
 from redis_lock.hooks import BaseObserver
 
 from ._topology import wait_for
@@ -182,7 +182,7 @@ def test_the_observer_hears_giving_up(flavour: Flavour) -> None:  # noqa: F811
 
 class Broken(BaseObserver):
     def __getattribute__(self, name: str) -> Any:
-        if name in _core.OBSERVER_METHODS:
+        if name in hooks.OBSERVER_METHODS:
 
             def fail(*args: object) -> None:
                 raise RuntimeError(f"observer broke in {name}")

@@ -37,6 +37,7 @@ from ._exceptions import (
     TimeoutTooLarge,
 )
 from ._keys import keys_for, receipt_key
+from .hooks import OBSERVER_METHODS
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -555,10 +556,6 @@ def validate_hooks(on_lost: object, observer: object) -> None:
                 f"missing; subclass redis_lock.hooks.BaseObserver): observer={observer!r}",
                 argument="observer",
             )
-
-
-#: The methods of :class:`redis_lock.hooks.LockObserver`.
-OBSERVER_METHODS: Final = ("wait_started", "acquired", "gave_up", "released", "renewed", "lost")
 
 
 def validate_renewal_interval(

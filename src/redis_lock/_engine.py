@@ -10,7 +10,7 @@ style of h11 and wsproto::
     steps (no I/O)                    driver                        Redis
       |-- yield Call("evalsha", ...) -->|-- client.evalsha(...) ------->|
       |<-- send(reply) -----------------|<-- reply --------------------|
-      |-- yield Sleep(until) ---------->|   time.sleep / asyncio.sleep  |
+      |-- yield Wait(signal, until) --->|   sleeps on a local signal    |
       |-- return True ----------------->|   acquire() returns True      |
 
 :func:`drive` performs the effects with a synchronous client and
@@ -25,7 +25,6 @@ and errors into the one copy. See docs/design.rst.
 from __future__ import annotations
 
 import asyncio
-import time as mod_time
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, Generic, TypeAlias, TypeVar, final
@@ -44,7 +43,6 @@ __all__ = [
     "Guarded",
     "Pipeline",
     "PipelineRefused",
-    "Sleep",
     "Steps",
     "StopRenewal",
     "Wait",
@@ -106,14 +104,6 @@ class Pipeline:
 
 class PipelineRefused(Exception):
     """The client refused to build a pipeline (before any I/O): the steps fall back to single calls."""
-
-
-@final
-@dataclass(slots=True)
-class Sleep:
-    """Sleep until the ``monotonic()`` time ``until``."""
-
-    until: float
 
 
 @final
@@ -180,7 +170,7 @@ class Guarded(Generic[T]):
 
 
 Effect: TypeAlias = (
-    "Call | Block | Collect | Pipeline | Sleep | Wait | Detach | EnterGate | StopRenewal | Guarded[Any]"
+    "Call | Block | Collect | Pipeline | Wait | Detach | EnterGate | StopRenewal | Guarded[Any]"
 )
 #: A primitive's steps: yields effects, is sent their results, returns ``T``.
 Steps: TypeAlias = Generator[Effect, Any, T]
@@ -237,9 +227,6 @@ def drive(client: Any, steps: Steps[T], host: Host | None = None) -> T:
                     type(effect) is Guarded
                 ):  # effect classes are final: exact types, the most frequent first
                     result = drive(client, effect.steps, host)
-                elif type(effect) is Sleep:  # effect classes are final: exact types, the most frequent first
-                    mod_time.sleep(max(0.0, effect.until - mod_time.monotonic()))
-                    result = None
                 elif (
                     type(effect) is Collect
                 ):  # effect classes are final: exact types, the most frequent first
@@ -305,9 +292,6 @@ async def drive_async(client: Any, steps: Steps[T], host: Host | None = None) ->
                     result = await _guarded(client, effect, host)
                 elif type(effect) is Block:  # effect classes are final: exact types, the most frequent first
                     result = await _blocking(_begin(client, effect, host))
-                elif type(effect) is Sleep:  # effect classes are final: exact types, the most frequent first
-                    await asyncio.sleep(max(0.0, effect.until - mod_time.monotonic()))
-                    result = None
                 elif (
                     type(effect) is Collect
                 ):  # effect classes are final: exact types, the most frequent first

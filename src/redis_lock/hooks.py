@@ -15,9 +15,12 @@ from __future__ import annotations
 from logging import getLogger
 from typing import Final, Protocol, runtime_checkable
 
-__all__ = ["BaseObserver", "LockObserver", "notify"]
+__all__ = ["OBSERVER_METHODS", "BaseObserver", "LockObserver", "notify"]
 
 logger_for_observer: Final = getLogger("redis_lock.observer")
+
+#: The methods of :class:`LockObserver`, which a lock checks an ``observer`` has.
+OBSERVER_METHODS: Final = ("wait_started", "acquired", "gave_up", "released", "renewed", "lost")
 
 
 @runtime_checkable
