@@ -19,6 +19,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 import tests.property.conftest  # noqa: F401 (registers and loads the HYPOTHESIS_PROFILE profile)
 from redis_lock import _waiting
+from redis_lock._core import DEFAULT_SIGNAL_EXPIRE_MS
 from redis_lock._waiting import CONTROL_EXPIRE_MS, LINGER, Entry, Hub
 
 CONTROL = "lock-waiters:test"
@@ -93,10 +94,10 @@ def test_a_signal_nobody_here_takes_is_given_back_with_its_lock_key_and_expire()
     a = h.hub.enlist("lock-signal:x", "lock:x", 777)
     h.hub.ready(a)
     assert h.hub.plan(0.0) == (CONTROL, "lock-signal:x")
-    assert h.hub.leave(a, acquired=False) == [(CONTROL, None, CONTROL_EXPIRE_MS)], (
+    assert h.hub.leave(a, acquired=False) == [(CONTROL, None, CONTROL_EXPIRE_MS, None)], (
         "the last waiter leaves while the BLPOP holds a connection: it nudges the loop"
     )
-    assert h.hub.deliver(pop("x")) == ("lock-signal:x", "lock:x", 777)
+    assert h.hub.deliver(pop("x")) == ("lock-signal:x", "lock:x", 777, None)
 
 
 def test_the_control_list_and_a_timed_out_blpop_wake_nobody() -> None:
@@ -114,7 +115,7 @@ def test_a_waiter_for_a_key_the_blpop_lacks_nudges_once() -> None:
     a, b, c = h.enlist("x"), h.enlist("y"), h.enlist("y")
     h.hub.ready(a)
     assert h.hub.plan(0.0) == (CONTROL, "lock-signal:x")
-    assert h.hub.ready(b) == (CONTROL, None, CONTROL_EXPIRE_MS)
+    assert h.hub.ready(b) == (CONTROL, None, CONTROL_EXPIRE_MS, None)
     assert h.hub.ready(c) is None, "one nudge is on its way already"
     plan = h.hub.plan(0.1)
     assert isinstance(plan, tuple)
@@ -169,7 +170,7 @@ def test_the_last_waiter_leaving_an_unused_signal_gives_it_back() -> None:
     h.hub.plan(0.0)
     h.hub.deliver(pop("x"))
     assert h.hub.plan(0.0) == CHUNK
-    assert h.hub.leave(a, acquired=False) == [("lock-signal:x", "lock:x", 1000)], (
+    assert h.hub.leave(a, acquired=False) == [("lock-signal:x", "lock:x", 1000, None)], (
         "no BLPOP in flight: no nudge, only the signal goes back"
     )
 
@@ -198,7 +199,7 @@ def test_giving_back_on_a_blocked_key_needs_no_nudge() -> None:
     # a leaves with its signal: c takes it; then c leaves unsignalled while x is blocked on.
     assert h.hub.leave(a, acquired=False) == []
     assert signalled(c)
-    assert h.hub.leave(c, acquired=False) == [("lock-signal:x", "lock:x", 1000)], (
+    assert h.hub.leave(c, acquired=False) == [("lock-signal:x", "lock:x", 1000, None)], (
         "the BLPOP on x pops the given-back signal, which ends it: no nudge as well"
     )
 
@@ -446,7 +447,7 @@ def test_waiters_arriving_during_a_lead_are_covered_or_nudge() -> None:
     a, b, c = h.enlist("x"), h.enlist("x"), h.enlist("y")
     assert isinstance(h.hub.lead(a, until=5.0, now=0.0), tuple), "a leads"
     assert h.hub.ready(b) is None, "the leader's BLPOP covers x"
-    assert h.hub.ready(c) == (CONTROL, None, CONTROL_EXPIRE_MS), "y is not covered: nudge the leader"
+    assert h.hub.ready(c) == (CONTROL, None, CONTROL_EXPIRE_MS, None), "y is not covered: nudge the leader"
     assert h.starts == 0
 
 
@@ -471,7 +472,7 @@ def test_a_leader_popping_for_nobody_gives_the_signal_back() -> None:
     b = h2.hub.enlist("lock-signal:x", "lock:x", 321)
     h2.hub.lead(b, until=5.0, now=0.0)
     b.signalled = True  # it holds a signal already (handed earlier): the pop is for nobody else
-    assert h2.hub.led(b, pop("x")) == ("lock-signal:x", "lock:x", 321)
+    assert h2.hub.led(b, pop("x")) == ("lock-signal:x", "lock:x", 321, None)
     assert h2.starts == 0, "nobody else sleeps: no loop"
 
 
@@ -484,3 +485,30 @@ def test_a_leader_whose_blpop_failed_ends_its_lead() -> None:
     assert not h.hub.in_blpop
     assert h.hub.leader is None
     assert h.starts == 1
+
+
+def test_a_list_without_a_lock_key_gets_its_popped_element_back_and_the_waiter_sees_it() -> None:
+    """A fair waiter's private list (or a semaphore's): the element reaches the waiter, and goes back as it was."""
+    h = Harness()
+    a = h.hub.enlist("lock-wake:x:t1", None, 500)
+    h.hub.ready(a)
+    assert h.hub.plan(0.0) == (CONTROL, "lock-wake:x:t1")
+    assert h.hub.deliver([b"lock-wake:x:t1", b"h:42"]) is None
+    assert signalled(a)
+    assert a.value == b"h:42"
+    assert h.hub.leave(a, acquired=False) == [("lock-wake:x:t1", None, 500, b"h:42")], (
+        "left unused: pushed back unconditionally, with the element it carried"
+    )
+    h.hub.plan(0.0)
+    assert h.hub.deliver([b"lock-wake:x:t1", b"r"]) == (
+        "lock-wake:x:t1",
+        None,
+        DEFAULT_SIGNAL_EXPIRE_MS,
+        b"r",
+    ), "popped after its waiter left: back as it was"
+    assert h.hub.deliver([b"lock-signal:y", b"1"]) == (
+        "lock-signal:y",
+        "lock:y",
+        DEFAULT_SIGNAL_EXPIRE_MS,
+        None,
+    )

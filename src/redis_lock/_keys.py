@@ -26,6 +26,7 @@ __all__ = [
     "receipt_key",
     "reset_all_batch",
     "reset_all_groups",
+    "tag_of",
 ]
 
 LOCK_PREFIX: Final = "lock:"
@@ -67,6 +68,16 @@ def keys_for(name: str, *, cluster: bool = False) -> tuple[str, str]:
     """
     suffix = hash_tag(name) if cluster else name
     return LOCK_PREFIX + suffix, SIGNAL_PREFIX + suffix
+
+
+def tag_of(key: str) -> str:
+    """The hash tag of ``key`` (``{...}``, as :func:`key_slot` finds it), or "" when it has none."""
+    start = key.find("{")
+    if start != -1:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start : end + 1]
+    return ""
 
 
 def receipt_key(lock_key: str) -> str:

@@ -178,25 +178,29 @@ class TaskSignal:
 class Entry:
     """One ``acquire()`` call's place in its hub, from its first wait to its end.
 
-    ``signalled``: a signal was handed to it and not used yet; ``waiting``: it is
-    sleeping on ``signal`` (rather than running the acquire script); ``error``:
-    the hub's ``BLPOP`` failed while it waited.
+    ``signalled``: a signal was handed to it and not used yet, and ``value`` is
+    the element popped for it; ``waiting``: it is sleeping on ``signal`` (rather
+    than running the acquire script); ``error``: the hub's ``BLPOP`` failed while
+    it waited. ``lock_key`` is the key whose existence stops a give-back of an
+    unused signal (None: give it back as it was, see :meth:`Hub.enlist`).
     """
 
-    __slots__ = ("error", "expire_ms", "key", "lock_key", "signal", "signalled", "waiting")
+    __slots__ = ("error", "expire_ms", "key", "lock_key", "signal", "signalled", "value", "waiting")
 
-    def __init__(self, key: str, lock_key: str, expire_ms: int, signal: LocalSignal) -> None:
+    def __init__(self, key: str, lock_key: str | None, expire_ms: int, signal: LocalSignal) -> None:
         self.key = key
         self.lock_key = lock_key
         self.expire_ms = expire_ms
         self.signal = signal
         self.signalled = False
+        self.value: bytes | str | None = None
         self.waiting = False
         self.error: Exception | None = None
 
 
-#: What a waiter or the loop must send after a decision: (list key, lock key or None, expire in ms).
-Wake = tuple[str, "str | None", int]
+#: What a waiter or the loop must send after a decision: (list key, lock key or None, expire in ms,
+#: the element to push or None for the usual ``1``); see ``wake.lua``.
+Wake = tuple[str, "str | None", int, "bytes | str | None"]
 
 
 @final
@@ -250,19 +254,27 @@ class Hub:
         self.leader: Entry | None = None
         #: A control element is on its way for the BLPOP in flight.
         self.nudged = False
-        #: Each signal key's ``signal_expire`` (for giving its signal back), while it may be popped.
-        self.expires: dict[str, int] = {}
+        #: Each signal key's lock key (or None) and ``signal_expire``, for giving its signal back
+        #: (see :meth:`enlist`), while it may be popped.
+        self.backs: dict[str, tuple[str | None, int]] = {}
         self._idle_since: float | None = None
         self.ended = False
 
     # -- waiters ----------------------------------------------------------------------
 
-    def enlist(self, key: str, lock_key: str, expire_ms: int) -> Entry:
-        """Queue a new waiter for ``key`` (called with the registry's mutex held, see :func:`_hub_for`)."""
+    def enlist(self, key: str, lock_key: str | None, expire_ms: int) -> Entry:
+        """Queue a new waiter for ``key`` (called with the registry's mutex held, see :func:`_enlist`).
+
+        A signal popped for ``key`` that no local waiter takes is given back:
+        pushed again (with ``expire_ms``) unless ``lock_key`` exists (the lock was
+        taken meanwhile, and its release will signal anew); with ``lock_key``
+        None, always, with the element that was popped (a fair waiter's private
+        list, a semaphore's signal list).
+        """
         entry = Entry(key, lock_key, expire_ms, self.make_signal())
         with self.mutex:
             self.queues.setdefault(key, {})[entry] = None
-            self.expires[key] = expire_ms
+            self.backs[key] = (lock_key, expire_ms)
             self._idle_since = None
         return entry
 
@@ -299,11 +311,11 @@ class Hub:
 
         :returns: a signal to give back (no local waiter takes it), or None.
         """
-        key = _popped_key(reply)
+        key, value = _popped(reply)
         with self.mutex:
             assert self.leader is entry, (self.leader, entry)
             self.leader, self.in_blpop = None, False
-            back = self._pass(key)
+            back = self._pass(key, value)
             if self._sleeps_besides(entry):
                 self._run_loop()
             return back
@@ -347,7 +359,7 @@ class Hub:
                 if entry.key in self.blocked or self.nudged:
                     return None
                 self.nudged = True
-                return (self.control, None, CONTROL_EXPIRE_MS)
+                return (self.control, None, CONTROL_EXPIRE_MS, None)
             self._run_loop()  # the loop is idle, between two BLPOPs, or not running: it plans again
             return None
 
@@ -385,13 +397,16 @@ class Hub:
                     del self.queues[entry.key]
             if entry.signalled:
                 entry.signalled = False
-                if not acquired and not self._hand(entry.key):
-                    wakes.append((entry.key, entry.lock_key, entry.expire_ms))
+                value, entry.value = entry.value, None
+                if not acquired and not self._hand(entry.key, value):
+                    wakes.append(
+                        (entry.key, entry.lock_key, entry.expire_ms, _back_value(entry.lock_key, value))
+                    )
             if not self.queues:
                 # The BLPOP in flight pops a signal given back on one of its keys: that ends it too.
                 if self.in_blpop and not self.nudged and not (wakes and entry.key in self.blocked):
                     self.nudged = True
-                    wakes.append((self.control, None, CONTROL_EXPIRE_MS))
+                    wakes.append((self.control, None, CONTROL_EXPIRE_MS, None))
                 self.idle.set()
         return wakes
 
@@ -413,7 +428,7 @@ class Hub:
             if self.blpop is None:
                 keys = []
             self.blocked = frozenset(keys)
-            self.expires = {k: v for k, v in self.expires.items() if k in self.queues}
+            self.backs = {k: v for k, v in self.backs.items() if k in self.queues}
             if keys:
                 self.in_blpop = True
                 return (self.control, *keys)
@@ -440,21 +455,26 @@ class Hub:
 
         :returns: a signal to give back (no local waiter takes it), or None.
         """
-        key = _popped_key(reply)
+        key, value = _popped(reply)
         with self.mutex:
             self.in_blpop = False
-            return self._pass(key)
+            return self._pass(key, value)
 
-    def _pass(self, key: str | None) -> Wake | None:
+    def _pass(self, key: str | None, value: bytes | str | None) -> Wake | None:
         """Hand a popped signal (``key``: its list; None or the control list: none) on (mutex held).
 
         :returns: the signal to give back when no local waiter takes it (the other
             processes' waiters need it), else None.
         """
-        if key is None or key == self.control or self._hand(key):
+        if key is None or key == self.control or self._hand(key, value):
             return None
-        expire_ms = self.expires.get(key, _core.DEFAULT_SIGNAL_EXPIRE_MS)  # the default: its waiters left
-        return (key, _keys.LOCK_PREFIX + key[len(_keys.SIGNAL_PREFIX) :], expire_ms)
+        back = self.backs.get(key)
+        if back is None:  # its waiters left and the loop planned since: only a lock's signal is known
+            if not key.startswith(_keys.SIGNAL_PREFIX):
+                return (key, None, _core.DEFAULT_SIGNAL_EXPIRE_MS, value)
+            back = (_keys.LOCK_PREFIX + key[len(_keys.SIGNAL_PREFIX) :], _core.DEFAULT_SIGNAL_EXPIRE_MS)
+        lock_key, expire_ms = back
+        return (key, lock_key, expire_ms, _back_value(lock_key, value))
 
     def fail(self, error: Exception | None) -> None:
         """The loop ended abnormally: every sleeping waiter wakes, with ``error`` (None: to try again).
@@ -470,23 +490,35 @@ class Hub:
                         entry.error = error
                         entry.signal.set()
 
-    def _hand(self, key: str) -> bool:
-        """Hand a signal for ``key`` to its first waiter without one (mutex held); False if there is none."""
+    def _hand(self, key: str, value: bytes | str | None) -> bool:
+        """Hand a signal for ``key`` (the popped ``value``) to its first waiter without one (mutex held).
+
+        :returns: False if there is none.
+        """
         for entry in self.queues.get(key, ()):
             if not entry.signalled:
                 entry.signalled = True
+                entry.value = value
                 entry.signal.set()
                 return True
         return False
 
 
-def _popped_key(reply: object) -> str | None:
-    if not _core.is_array(reply) or not reply:
-        return None
-    key = reply[0]
+def _back_value(lock_key: str | None, value: bytes | str | None) -> bytes | str | None:
+    """What a give-back pushes: a lock's signal is the usual ``1``; a list without a lock key gets its element back."""
+    return value if lock_key is None else None
+
+
+def _popped(reply: object) -> tuple[str | None, bytes | str | None]:
+    """A BLPOP reply's key and element: (None, None) when it timed out (or is not a pop)."""
+    if not _core.is_array(reply) or len(reply) != 2:
+        return None, None
+    key, value = reply
     if isinstance(key, bytes):
-        return key.decode("utf-8", "replace")
-    return key if isinstance(key, str) else None
+        key = key.decode("utf-8", "replace")
+    if not isinstance(key, str):
+        return None, None
+    return key, value if isinstance(value, bytes | str) else None
 
 
 # ---------------------------------------------------------------------------
@@ -495,9 +527,10 @@ def _popped_key(reply: object) -> str | None:
 
 def wake_steps(wake: Wake, *, cluster: bool) -> Steps[object]:
     """Push one element onto a signal or control list (``wake.lua``)."""
-    key, lock_key, expire_ms = wake
+    key, lock_key, expire_ms, value = wake
     keys = (key,) if lock_key is None else (key, lock_key)
-    return run(WAKE, keys, (str(expire_ms),), cluster=cluster)
+    args = (str(expire_ms),) if value is None else (str(expire_ms), value)
+    return run(WAKE, keys, args, cluster=cluster)
 
 
 def wakes_steps(wakes: list[Wake], *, cluster: bool) -> Steps[None]:
@@ -560,7 +593,7 @@ def _enlist(
     make: Callable[[str], Hub],
     tag: str,
     key: str,
-    lock_key: str,
+    lock_key: str | None,
     expire_ms: int,
     loop: asyncio.AbstractEventLoop | None = None,
 ) -> tuple[Hub, Entry]:
@@ -604,12 +637,11 @@ def _tag(cluster: bool, key: str) -> tuple[int, str]:
     """The hub's slot part: on a cluster, the signal key's slot and hash tag (the control list goes with it)."""
     if not cluster:
         return -1, ""
-    suffix = key[len(_keys.SIGNAL_PREFIX) :]
-    return _keys.key_slot(key), suffix + ":"
+    return _keys.key_slot(key), _keys.tag_of(key) + ":"
 
 
 def thread_hub(
-    client: object, *, cluster: bool, chunk: float, key: str, lock_key: str, expire_ms: int
+    client: object, *, cluster: bool, chunk: float, key: str, lock_key: str | None, expire_ms: int
 ) -> tuple[Hub, Entry]:
     """Queue a waiting thread for ``key`` in ``client``'s hub (started on demand, as a daemon thread)."""
     slot, tag = _tag(cluster, key)
@@ -626,7 +658,7 @@ def thread_hub(
 
 
 def task_hub(
-    client: object, *, cluster: bool, chunk: float, key: str, lock_key: str, expire_ms: int
+    client: object, *, cluster: bool, chunk: float, key: str, lock_key: str | None, expire_ms: int
 ) -> tuple[Hub, Entry]:
     """Queue a waiting task for ``key`` in the hub of ``client`` on the running event loop."""
     loop = asyncio.get_running_loop()
@@ -643,7 +675,14 @@ def task_hub(
 
 
 def enlist(
-    flavour: str, client: object, *, cluster: bool, chunk: float, key: str, lock_key: str, expire_ms: int
+    flavour: str,
+    client: object,
+    *,
+    cluster: bool,
+    chunk: float,
+    key: str,
+    lock_key: str | None,
+    expire_ms: int,
 ) -> tuple[Hub, Entry]:
     """Queue a waiter of the ``flavour`` ("sync" or "async") in its hub: :func:`thread_hub` or :func:`task_hub`."""
     join = thread_hub if flavour == "sync" else task_hub
