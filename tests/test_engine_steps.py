@@ -29,7 +29,7 @@ import tests.property.conftest  # noqa: F401 (registers and loads the HYPOTHESIS
 from redis_lock import AsyncLock, Lock, _clients, _core, _engine, _keys, _local, _lockcore, _renewal
 from redis_lock._engine import Call, Collect, Steps
 from redis_lock._exceptions import AlreadyAcquired, NotAcquired, NotExpirable, NotReplicated
-from redis_lock._scripts import ACQUIRE, EXTEND, RESET_ALL, UNLOCK, WAKE, run, run_pipelined
+from redis_lock._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, WAKE, run, run_pipelined
 from redis_lock._waiting import CONTROL_EXPIRE_MS, Entry, Hub, LocalSignal
 
 PROFILE: Final = settings()
@@ -931,9 +931,22 @@ def test_reset_all_scans_pages_and_skips_empty_ones(clock: FakeClock) -> None:
         ("scan", [b"9", []]),
         ("scan", [0, ["lock:c"]]),
         ("evalsha", 1),
+        ("scan", [0, [b"lock-queue:d", b"other"]]),
+        ("evalsha", 0),
     )
     assert _engine.drive(client, _lockcore.reset_all_steps(client, 1000, flavour="sync")) == 3
-    assert [s.args[0] for s in client.sent if s.method == "scan"] == [0, 7, 9]
+    assert [s.args[0] for s in client.sent if s.method == "scan"] == [0, 7, 9, 0]
+    assert [s.args[1] for s in client.sent if s.method == "scan"] == ["lock:*"] * 3 + ["lock-queue:*"]
+    assert client.sent[-1].args == (
+        RESET.sha1,
+        4,
+        "lock:d",
+        "lock-signal:d",
+        "lock-queue:d",
+        "lock-queued:d",
+        "1000",
+        "lock-wake:d:",
+    ), "a fair queue whose lock is free is cleared too, its waiters woken"
     assert client.sent[1].args == (
         RESET_ALL.sha1,
         4,
@@ -960,7 +973,7 @@ def test_reset_all_on_a_cluster_groups_keys_per_slot(
     scanned: list[object] = [*(k.encode() for k in tagged), "lock:job", b"not-a-lock"]
     client = ClusterScriptedClient(clock, ("scan_iter", scanned))
     groups = _keys.reset_all_groups(scanned)
-    client.queue(*(("evalsha", 1) for _ in groups))
+    client.queue(*(("evalsha", 1) for _ in groups), ("scan_iter", []))
     assert _engine.drive(client, _lockcore.reset_all_steps(client, 1000, flavour="sync")) == len(groups)
     calls = [s.args for s in client.sent if s.method == "evalsha"]
     assert len(calls) == len(groups) >= 4  # "lock:job" and "lock-signal:job" hash to different slots

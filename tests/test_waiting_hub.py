@@ -488,27 +488,38 @@ def test_a_leader_whose_blpop_failed_ends_its_lead() -> None:
 
 
 def test_a_list_without_a_lock_key_gets_its_popped_element_back_and_the_waiter_sees_it() -> None:
-    """A fair waiter's private list (or a semaphore's): the element reaches the waiter, and goes back as it was."""
+    """A semaphore's signal list: the element reaches the waiter, and goes back as it was."""
     h = Harness()
-    a = h.hub.enlist("lock-wake:x:t1", None, 500)
+    a = h.hub.enlist("sem-signal:x", None, 500)
     h.hub.ready(a)
-    assert h.hub.plan(0.0) == (CONTROL, "lock-wake:x:t1")
-    assert h.hub.deliver([b"lock-wake:x:t1", b"h:42"]) is None
+    assert h.hub.plan(0.0) == (CONTROL, "sem-signal:x")
+    assert h.hub.deliver([b"sem-signal:x", b"7"]) is None
     assert signalled(a)
-    assert a.value == b"h:42"
-    assert h.hub.leave(a, acquired=False) == [("lock-wake:x:t1", None, 500, b"h:42")], (
+    assert a.value == b"7"
+    assert h.hub.leave(a, acquired=False) == [("sem-signal:x", None, 500, b"7")], (
         "left unused: pushed back unconditionally, with the element it carried"
     )
     h.hub.plan(0.0)
-    assert h.hub.deliver([b"lock-wake:x:t1", b"r"]) == (
-        "lock-wake:x:t1",
-        None,
-        DEFAULT_SIGNAL_EXPIRE_MS,
-        b"r",
-    ), "popped after its waiter left: back as it was"
+    assert h.hub.deliver([b"sem-signal:x", b"8"]) == ("sem-signal:x", None, DEFAULT_SIGNAL_EXPIRE_MS, b"8"), (
+        "popped after its waiter left: back as it was"
+    )
     assert h.hub.deliver([b"lock-signal:y", b"1"]) == (
         "lock-signal:y",
         "lock:y",
         DEFAULT_SIGNAL_EXPIRE_MS,
         None,
     )
+
+
+def test_a_fair_waiters_wake_list_is_never_given_back() -> None:
+    """A hand-off counts as taken once its list is empty: pushed back, it would look untaken and be voided."""
+    h = Harness()
+    a = h.hub.enlist("lock-wake:x:t1", None, 500)
+    h.hub.ready(a)
+    assert h.hub.plan(0.0) == (CONTROL, "lock-wake:x:t1")
+    assert h.hub.deliver([b"lock-wake:x:t1", b"h42"]) is None
+    assert signalled(a)
+    assert a.value == b"h42"
+    assert h.hub.leave(a, acquired=False) == []
+    h.hub.plan(0.0)
+    assert h.hub.deliver([b"lock-wake:x:t1", b"r"]) is None

@@ -42,6 +42,7 @@ from .hooks import OBSERVER_METHODS
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ._scripts import Script
     from .hooks import LockObserver
 
 __all__ = [
@@ -382,6 +383,12 @@ class LockOptions:
     fencing_ttl_ms: int = 0
     #: With auto-renewal: renewal stops this many seconds after the acquisition (the key then expires).
     max_hold: float | None = None
+    #: Fair mode: waiters queue, and a release hands the lock to the first (``lua/fair.lua``).
+    fair: bool = False
+    #: Fair mode: how long a waiter's place outlives its last refresh on the server, in ms.
+    queue_lease_ms: int = 0
+    #: Fair mode: how often a waiter refreshes its place, in seconds.
+    queue_refresh: float = 0.0
 
 
 #: A lock's validated constructor arguments, as both flavours store them: the lock, signal and receipt
@@ -407,6 +414,8 @@ def lock_settings(
     flavour: str,
     renewal_interval: object = None,
     max_hold: object = None,
+    fair: object = False,
+    queue_lease: object = None,
 ) -> LockSettings:
     """Validate every constructor argument of ``Lock``/``AsyncLock``, with no I/O.
 
@@ -434,6 +443,8 @@ def lock_settings(
         callable(getattr(client, "pipeline", None)),
         renewal_interval,
         max_hold,
+        fair,
+        queue_lease,
     )
     try:
         lock_key, signal_key, receipt, options = named_settings(*arguments)
@@ -463,6 +474,8 @@ def named_settings(
     pipelines: bool,
     renewal_interval: object = None,
     max_hold: object = None,
+    fair: object = False,
+    queue_lease: object = None,
 ) -> tuple[str, str, str, LockOptions]:
     """A lock's keys (lock, signal, receipt) and validated options; cached, see :func:`lock_settings`."""
     lock_key, signal_key = keys_for(validate_name(name), cluster=cluster)
@@ -482,6 +495,8 @@ def named_settings(
         client_name=client_name,
         renewal_interval=renewal_interval,
         max_hold=max_hold,
+        fair=fair,
+        queue_lease=queue_lease,
     )
     return lock_key, signal_key, receipt_key(lock_key), options
 
@@ -503,6 +518,8 @@ def lock_options(
     client_name: str,
     renewal_interval: object = None,
     max_hold: object = None,
+    fair: object = False,
+    queue_lease: object = None,
 ) -> LockOptions:
     """Validate a lock's options (in one order, every error naming argument and value)."""
     seconds = validate_expire(expire)
@@ -524,6 +541,14 @@ def lock_options(
     )
     fences = validate_flag(fencing, "fencing")
     fence_seconds = validate_fencing_expire(fencing_expire)
+    fairly = validate_flag(fair, "fair")
+    lease = validate_queue_lease(queue_lease, fair=fairly)
+    if fairly and replicas:
+        raise InvalidArgument(
+            "fair=True cannot be combined with wait_replicas: a release hands the lock to the next "
+            f"waiter in its script, with no WAIT for the new holder: wait_replicas={replicas!r}",
+            argument="wait_replicas",
+        )
     return LockOptions(
         expire=seconds,
         signal_expire=signal_ms,
@@ -538,6 +563,9 @@ def lock_options(
         fencing=fences,
         fencing_ttl_ms=0 if fence_seconds is None else to_ms(fence_seconds),
         max_hold=hold,
+        fair=fairly,
+        queue_lease_ms=to_ms(lease * QUEUE_LEASE_HELD),
+        queue_refresh=queue_refresh(lease, seconds),
     )
 
 
@@ -606,6 +634,53 @@ def validate_max_hold(max_hold: object, *, renewing: bool) -> float | None:
             argument="max_hold",
         )
     return float(max_hold)
+
+
+#: Fair mode: how long a waiter that died may hold up the queue, by default, in seconds.
+DEFAULT_QUEUE_LEASE: Final = 2.0
+#: The shortest ``queue_lease`` (a waiter refreshes its place every third of it).
+MIN_QUEUE_LEASE: Final = 0.03
+#: The share of ``queue_lease`` a waiter's place lives on the server after a refresh; it refreshes every
+#: ``1 - QUEUE_LEASE_HELD`` of it, so a dead waiter is skipped at most ``queue_lease`` after its death.
+QUEUE_LEASE_HELD: Final = 2 / 3
+
+
+def validate_queue_lease(queue_lease: object, *, fair: bool) -> float:
+    """``queue_lease`` in seconds (None: :data:`DEFAULT_QUEUE_LEASE`); only fair locks queue."""
+    if queue_lease is None:
+        return DEFAULT_QUEUE_LEASE
+    if not _is_number(queue_lease):
+        raise InvalidArgumentType(
+            "queue_lease must be a number of seconds or None, "
+            f"not {type(queue_lease).__name__}: queue_lease={queue_lease!r}",
+            argument="queue_lease",
+        )
+    assert isinstance(queue_lease, int | float)
+    if not MIN_QUEUE_LEASE <= queue_lease <= MAX_SECONDS:  # also rejects NaN
+        raise InvalidArgument(
+            f"queue_lease must be between {MIN_QUEUE_LEASE} and {MAX_SECONDS} seconds, or None: "
+            f"queue_lease={queue_lease!r}",
+            argument="queue_lease",
+        )
+    if not fair:
+        raise InvalidArgument(
+            f"queue_lease bounds how long a dead waiter holds up fair mode's queue, so it needs "
+            f"fair=True: queue_lease={queue_lease!r}",
+            argument="queue_lease",
+        )
+    return float(queue_lease)
+
+
+def queue_refresh(queue_lease: float, expire: float | None) -> float:
+    """How often a fair waiter refreshes its place: the rest of ``queue_lease``, and at most a quarter of ``expire``.
+
+    A lock handed to a waiter counts its lease from the waiter's last refresh
+    (the hand-off came later, at a time the waiter cannot know), so refreshing
+    within a quarter of ``expire`` keeps three quarters of it for the first
+    renewal, which comes at two thirds by default.
+    """
+    every = queue_lease * (1 - QUEUE_LEASE_HELD)
+    return every if not expire else min(every, expire / 4)
 
 
 def validate_fencing_expire(fencing_expire: object) -> float | None:
@@ -841,6 +916,113 @@ def next_acquire_step(reply: object, request: AcquireRequest, *, now: float, chu
     return plan_wait(now, request.deadline, parsed.pttl_ms, chunk)
 
 
+# ---------------------------------------------------------------------------
+# Fair mode (lua/fair.lua).
+
+#: fair.lua's operations: acquire (or queue), acquire or give up, cancel, release.
+FAIR_ACQUIRE: Final = "a"
+FAIR_GIVE_UP: Final = "g"
+FAIR_CANCEL: Final = "c"
+FAIR_RELEASE: Final = "r"
+
+
+@final
+@dataclass(frozen=True, slots=True)
+class FairReply:
+    """fair.lua's reply to an acquire: the code; busy: the holder's pttl, the queue position and a wake-up hint."""
+
+    code: AcquireCode
+    pttl_ms: int = 0
+    #: The waiter's place in the queue (1: next); 0 when it gave up.
+    position: int = 0
+    #: Milliseconds until something this waiter must act on runs out (the holder's key, a hand-off); -1: none.
+    hint_ms: int = -1
+    #: The fencing token of a grant (with fencing), else None.
+    token: int | None = None
+
+
+def parse_fair_reply(reply: object) -> FairReply:
+    if is_array(reply):
+        values = [_as_int(value, "fair") for value in reply]
+        if len(values) == 4 and values[0] == BUSY:
+            return FairReply(BUSY, values[1], values[2], values[3])
+        if len(values) in (2, 3) and values[0] in (ACQUIRED, OWNED):
+            token = values[2] if len(values) == 3 else None
+            if token is None or token > 0:
+                return FairReply(ACQUIRED if values[0] == ACQUIRED else OWNED, values[1], token=token)
+    raise RedisLockError(f"Unexpected reply from the fair script: {reply!r}")
+
+
+def fair_taken(reply: FairReply, request: AcquireRequest) -> bool:
+    """Whether fair.lua's acquire ``reply`` means the lock is now held by this call."""
+    return _taken(reply.code, request)
+
+
+def fair_op(request: AcquireRequest, now: float) -> str:
+    """The fair script's operation for the next attempt: give up unless it is granted, or queue."""
+    if not request.blocking or (request.deadline is not None and now >= request.deadline):
+        return FAIR_GIVE_UP
+    return FAIR_ACQUIRE
+
+
+def fair_args(
+    op: str, request: AcquireRequest, token: str, wake_prefix: str, signal_expire: int, queue_lease_ms: int
+) -> tuple[str, ...]:
+    """fair.lua's ARGV for an acquire-side ``op`` of the call ``token`` (see the script)."""
+    lock_id, expire_ms, owned = request.args[:3]
+    fence = request.args[3] if len(request.args) > 3 else "-"
+    return (op, lock_id, token, wake_prefix, str(signal_expire), expire_ms, owned, str(queue_lease_ms), fence)
+
+
+def fair_release_args(
+    lock_id: str, wake_prefix: str, signal_expire: int, receipt_ttl_ms: int
+) -> tuple[str, ...]:
+    """fair.lua's ARGV for one release call (a fresh nonce for its receipt, as :func:`unlock_args`)."""
+    return (FAIR_RELEASE, lock_id, "", wake_prefix, str(signal_expire), _nonces.next(), str(receipt_ttl_ms))
+
+
+def next_fair_step(
+    reply: FairReply, request: AcquireRequest, *, now: float, refresh: float, chunk: float
+) -> bool | WaitPlan:
+    """Decide what follows a fair attempt whose reply arrived at ``now``.
+
+    :returns: True (acquired), False (it gave up: non-blocking, or past the
+        deadline), or the :class:`WaitPlan` before the next attempt: until a
+        hand-off wakes it, its refresh is due, the caller's deadline, or the
+        script's hint (the holder's key or a dead waiter's hand-off runs out).
+        Past the deadline the next attempt gives up unless granted (``fair_op``).
+    :raises AlreadyAcquired: this lock's id already holds the lock.
+    """
+    if _taken(reply.code, request):
+        return True
+    if reply.code == OWNED:
+        raise AlreadyAcquired("Already acquired from this Lock instance.")
+    if reply.position == 0:
+        return False
+    target = now + min(refresh, chunk)
+    if request.deadline is not None:
+        target = min(target, request.deadline)
+    if reply.hint_ms >= 0:
+        target = min(target, now + (reply.hint_ms + 1) / 1000)
+    return WaitPlan(until=max(now, target))
+
+
+#: What a fair waiter's wake list carries: the lock was handed to it ("h", then its fencing token, if any).
+HANDED: Final = b"h"
+
+
+def handed_over(value: object) -> tuple[bool, int | None]:
+    """Read an element popped from a fair waiter's wake list: (handed to it, its fencing token).
+
+    Anything but a hand-off (a reset's "r") means: queue again.
+    """
+    data = value.encode() if isinstance(value, str) else value
+    if not isinstance(data, bytes) or not data.startswith(HANDED):
+        return False, None
+    digits = data[len(HANDED) :]
+    return True, int(digits) if digits.isdigit() else None
+
+
 def is_interrupted_wait(error: BaseException) -> bool:
     """Whether an error from the BLPOP wait means a failover cut the wait short.
 
@@ -1037,6 +1219,7 @@ class Lease:
         "client",
         "deadline",
         "expire",
+        "extend_script",
         "failure",
         "hold_until",
         "id",
@@ -1059,6 +1242,7 @@ class Lease:
         name: str = "",
         observer: LockObserver | None = None,
         on_lost: Callable[[Any], object] | None = None,
+        extend_script: Script | None = None,
     ) -> None:
         self.client = client
         self.key = key
@@ -1077,6 +1261,8 @@ class Lease:
         self.on_lost = on_lost
         #: The loss was reported (observer, ``on_lost``): once per hold.
         self.reported = False
+        #: The script renewal extends this hold with (KEYS ``key``, ARGV ``id`` and the ms), None: ``extend.lua``.
+        self.extend_script = extend_script
 
 
 class MaxHoldReached(RedisLockError):

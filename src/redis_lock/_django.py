@@ -73,6 +73,8 @@ class CacheBackend(Protocol):
         max_hold: float | None = None,
         on_lost: Callable[[Lock], object] | None = None,
         observer: LockObserver | None = None,
+        fair: bool = False,
+        queue_lease: float | None = None,
     ) -> Lock: ...
 
 
@@ -117,6 +119,8 @@ class CacheLockMixin:
         max_hold: float | None = None,
         on_lost: Callable[[Lock], object] | None = None,
         observer: LockObserver | None = None,
+        fair: bool = False,
+        queue_lease: float | None = None,
     ) -> Lock:
         """A :class:`redis_lock.Lock` named ``key`` on this cache's server.
 
@@ -142,13 +146,15 @@ class CacheLockMixin:
         :param max_hold: with ``auto_renewal``, stop renewing this long after acquiring.
         :param on_lost: called once when auto-renewal loses the lock.
         :param observer: a :class:`~redis_lock.hooks.LockObserver`.
+        :param fair: first come, first served (see :doc:`/fair`).
+        :param queue_lease: with ``fair``, how long a dead waiter may hold up the queue.
         :raises NotImplementedError: the cache's ``CLIENT_CLASS`` has no raw client
             (django-redis's ``ShardClient``).
 
         .. versionchanged:: 5.0
            Takes ``strict``, ``signal_expire``, ``blocking``, ``timeout``,
            ``wait_replicas``, ``wait_replicas_timeout``, ``fencing``, ``fencing_expire``,
-           ``renewal_interval``, ``max_hold``, ``on_lost`` and ``observer``.
+           ``renewal_interval``, ``max_hold``, ``on_lost``, ``observer``, ``fair`` and ``queue_lease``.
         """
         return Lock(
             raw_client(self),
@@ -168,6 +174,8 @@ class CacheLockMixin:
             max_hold=max_hold,
             on_lost=on_lost,
             observer=observer,
+            fair=fair,
+            queue_lease=queue_lease,
         )
 
     def locked_get_or_set(
@@ -192,6 +200,8 @@ class CacheLockMixin:
         max_hold: float | None = None,
         on_lost: Callable[[Lock], object] | None = None,
         observer: LockObserver | None = None,
+        fair: bool = False,
+        queue_lease: float | None = None,
     ) -> T:
         """Return the cached value of ``key``, computing and caching it once if it is missing.
 
@@ -227,6 +237,8 @@ class CacheLockMixin:
         :param max_hold: as for :class:`~redis_lock.Lock`.
         :param on_lost: as for :class:`~redis_lock.Lock`.
         :param observer: as for :class:`~redis_lock.Lock`.
+        :param fair: as for :class:`~redis_lock.Lock`.
+        :param queue_lease: as for :class:`~redis_lock.Lock`.
         :raises ValueError: ``value_creator`` returned ``None``.
         :raises AcquireTimeout: the lock was not acquired within ``wait_timeout``.
 
@@ -257,6 +269,8 @@ class CacheLockMixin:
             max_hold=max_hold,
             on_lost=on_lost,
             observer=observer,
+            fair=fair,
+            queue_lease=queue_lease,
         )
         value: T | None = self.get(key, version=version)
         if value is not None:

@@ -15,14 +15,19 @@ from typing import Final
 __all__ = [
     "FENCE_PREFIX",
     "LOCK_PREFIX",
+    "QUEUED_PREFIX",
+    "QUEUE_PREFIX",
     "RECEIPT_PREFIX",
     "RESET_ALL_SCAN_COUNT",
     "SIGNAL_PREFIX",
+    "WAKE_PREFIX",
+    "fair_keys",
     "fence_key",
     "hash_tag",
     "key_slot",
     "keys_for",
     "keys_for_scanned",
+    "lock_key_of_queue",
     "receipt_key",
     "reset_all_batch",
     "reset_all_groups",
@@ -41,6 +46,18 @@ RECEIPT_PREFIX: Final = "lock-released:"
 
 #: A name's fencing counter: the last token minted for it (see ``lua/acquire.lua``).
 FENCE_PREFIX: Final = "lock-fence:"
+
+
+#: Fair mode's queue of waiting calls: a sorted set of tokens by ticket (see ``lua/fair.lua``).
+QUEUE_PREFIX: Final = "lock-queue:"
+
+
+#: Fair mode's waiters: a hash of each queued call's lease, expire, fencing and id (see ``lua/fair.lua``).
+QUEUED_PREFIX: Final = "lock-queued:"
+
+
+#: A fair waiter's own wake-up list: ``lock-wake:<name>:<token>``; it gets the lock handed over there.
+WAKE_PREFIX: Final = "lock-wake:"
 
 
 #: SCAN page size used by ``reset_all``.
@@ -83,6 +100,15 @@ def tag_of(key: str) -> str:
 def receipt_key(lock_key: str) -> str:
     """The key of a lock's release receipt: ``lock-released:<name>``, in the lock key's hash slot."""
     return RECEIPT_PREFIX + lock_key[len(LOCK_PREFIX) :]
+
+
+def fair_keys(lock_key: str) -> tuple[str, str, str]:
+    """Fair mode's keys for a lock key: the queue, the waiters hash, and the prefix of each waiter's wake list.
+
+    All in the lock key's hash slot (they carry its suffix, with its hash tag on a cluster).
+    """
+    suffix = lock_key[len(LOCK_PREFIX) :]
+    return QUEUE_PREFIX + suffix, QUEUED_PREFIX + suffix, WAKE_PREFIX + suffix + ":"
 
 
 def fence_key(lock_key: str) -> str:
@@ -134,6 +160,18 @@ def keys_for_scanned(key: object) -> tuple[str, str] | None:
     return key, SIGNAL_PREFIX + key[len(LOCK_PREFIX) :]
 
 
+def lock_key_of_queue(key: object) -> str | None:
+    """Map a fair queue found by SCAN (``lock-queue:<name>``) to its lock key; None if no Lock made it."""
+    if isinstance(key, bytes):
+        try:
+            key = key.decode("utf-8")
+        except UnicodeDecodeError:
+            return None
+    if not isinstance(key, str) or not key.startswith(QUEUE_PREFIX):
+        return None
+    return LOCK_PREFIX + key[len(QUEUE_PREFIX) :]
+
+
 def reset_all_batch(keys: list[object]) -> tuple[tuple[str, ...], int]:
     """Turn a SCAN page of lock keys into reset_all.lua's KEYS (lock keys, then signal keys) and the lock count."""
     locks: list[str] = []
@@ -144,3 +182,34 @@ def reset_all_batch(keys: list[object]) -> tuple[tuple[str, ...], int]:
             locks.append(pair[0])
             signals.append(pair[1])
     return tuple(locks + signals), len(locks)
+
+
+# ---------------------------------------------------------------------------
+# Semaphores (``_semcore``): ``sem:<name>`` holds the permits (a sorted set of holder
+# ids scored by their expiry), ``sem-signal:<name>`` the waiters' wake-up list and
+# ``sem-limit:<name>`` the stored limit; ``sem:{<name>}`` ... on a cluster client.
+
+SEMAPHORE_PREFIX: Final = "sem:"
+SEMAPHORE_SIGNAL_PREFIX: Final = "sem-signal:"
+SEMAPHORE_LIMIT_PREFIX: Final = "sem-limit:"
+
+
+def semaphore_keys(name: str, *, cluster: bool = False) -> tuple[str, str, str]:
+    """The permits key, signal key and limit key of the semaphore ``name`` (hash-tagged on a cluster)."""
+    suffix = hash_tag(name) if cluster else name
+    return SEMAPHORE_PREFIX + suffix, SEMAPHORE_SIGNAL_PREFIX + suffix, SEMAPHORE_LIMIT_PREFIX + suffix
+
+
+def semaphore_suffix_of_scanned(key: object) -> str | None:
+    """The name part (with its hash tag) of a scanned ``sem:`` or ``sem-limit:`` key; None for any other key."""
+    if isinstance(key, bytes):
+        try:
+            key = key.decode("utf-8")
+        except UnicodeDecodeError:
+            return None  # names are str, sent as UTF-8, so no Semaphore made this key
+    if not isinstance(key, str):
+        return None
+    for prefix in (SEMAPHORE_PREFIX, SEMAPHORE_LIMIT_PREFIX):
+        if key.startswith(prefix):
+            return key[len(prefix) :]
+    return None

@@ -13,6 +13,7 @@ task per client). The 4.x attribute names (``_name``, ``_signal``, ``_expire``,
 from __future__ import annotations
 
 import functools
+import os
 import sys
 import time as mod_time
 from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
@@ -20,7 +21,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 from . import _clients, _core, _keys
 from ._core import logger_for_acquire, logger_for_refresh_start, logger_for_release
 from ._engine import Block, Call, Collect, Detach, EnterGate, Guarded, Host, Steps, StopRenewal, Wait
-from ._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, run, run_then_wait
+from ._exceptions import RedisLockError
+from ._scripts import ACQUIRE, EXTEND, FAIR, RESET, RESET_ALL, UNLOCK, run, run_then_wait
 from ._waiting import Entry, Hub, enlist, wakes_steps
 from .hooks import LockObserver, notify
 
@@ -72,6 +74,13 @@ _SHARED_PARAMETERS: Final = """    :param wait_replicas: how many replicas must 
     :param observer: a :class:`redis_lock.hooks.LockObserver` told of waits,
         acquisitions, releases, renewals and losses (for metrics: see
         :mod:`redis_lock.otel`); an exception it raises is logged.
+    :param fair: first come, first served: waiters queue in arrival order, and a
+        release hands the lock straight to the first of them, who returns from
+        :meth:`acquire` holding it (see :doc:`/fair`). Every contender on the name
+        should be fair: a non-fair one may take a free lock before the queue.
+    :param queue_lease: with ``fair``, how long (seconds) a waiter whose process
+        died can hold up the queue before it is skipped; 2 by default. A waiter
+        refreshes its place every third of it.
     :raises InvalidArgument: (a :class:`ValueError`) for an unusable value.
 """
 
@@ -118,6 +127,8 @@ class LockCore(Host, Generic[C]):
         max_hold: float | None = None,
         on_lost: Callable[[Self], object] | None = None,
         observer: LockObserver | None = None,
+        fair: bool = False,
+        queue_lease: float | None = None,
     ) -> None:
         settings = _core.lock_settings(
             redis_client,
@@ -136,6 +147,8 @@ class LockCore(Host, Generic[C]):
             self._flavour,
             renewal_interval,
             max_hold,
+            fair,
+            queue_lease,
         )
         _core.validate_hooks(on_lost, observer)
         # The 4.x attribute names, which subclasses read (and _lock_renewal_interval, which they set);
@@ -161,6 +174,8 @@ class LockCore(Host, Generic[C]):
         self._fencing_token: int | None = None
         #: With ``fencing``, the name's fencing counter (``lock-fence:<name>``), else None.
         self._fence = _keys.fence_key(self._name) if self._options.fencing else None
+        #: Fair mode's queue, waiters hash and wake list prefix (see ``lua/fair.lua``).
+        self._fair_keys = _keys.fair_keys(self._name)
 
     @property
     def _expire(self) -> float | None:
@@ -347,6 +362,8 @@ class LockCore(Host, Generic[C]):
         call sleeps locally, and one BLPOP per client watches the signal lists of
         every lock that has waiters in this process.
         """
+        if self._options.fair:
+            return (yield from self._acquire_fair(request, guards))
         hub: Hub | None = None
         entry: Entry | None = None
         interrupted = False
@@ -398,13 +415,13 @@ class LockCore(Host, Generic[C]):
             return False
         # From the reply to the return nothing is yielded, so no cancellation can
         # land between taking the lock and reporting it.
-        self._record_grant(reply, sent, request)
+        self._record_grant(_core.granted_token(reply), sent, request)
         return True
 
-    def _record_grant(self, reply: object, sent: float, request: _core.AcquireRequest) -> None:
-        """The lock was granted by ``reply`` to an attempt ``sent`` at that time: the new hold's state."""
+    def _record_grant(self, token: int | None, sent: float, request: _core.AcquireRequest) -> None:
+        """The lock was granted (with the fencing ``token``) no earlier than ``sent``: the new hold's state."""
         logger_for_acquire.info("Acquired Lock(%r).", self._name)
-        self._fencing_token = _core.granted_token(reply)
+        self._fencing_token = token
         self._drop_renewal()
         lease = self._lease
         lease.lost = None
@@ -418,17 +435,122 @@ class LockCore(Host, Generic[C]):
         self._acquired_at = now = mod_time.monotonic()
         notify(lease.observer, "acquired", lease.name, now - request.started)
 
-    def _enlist(self) -> tuple[Hub, Entry]:
-        """Queue this call in its client's hub (its thread's, or its event loop's)."""
+    def _enlist(self, wake: str | None = None) -> tuple[Hub, Entry]:
+        """Queue this call in its client's hub (its thread's, or its event loop's): on the lock's signal list,
+        or on the fair call's own ``wake`` list."""
         return enlist(
             self._flavour,
             self._client,
             cluster=self._cluster,
             chunk=self._wait_chunk,
-            key=self._signal,
-            lock_key=self._name,
+            key=self._signal if wake is None else wake,
+            lock_key=self._name if wake is None else None,
             expire_ms=self._signal_expire,
         )
+
+    # -- fair mode -------------------------------------------------------------------
+
+    def _fair_script_keys(self) -> tuple[str, ...]:
+        queue, waiters, _ = self._fair_keys
+        return (self._name, self._signal, queue, waiters, _keys.fence_key(self._name), self._receipt)
+
+    def _fair_steps(self, op: str, request: _core.AcquireRequest, token: str) -> Steps[object]:
+        args = _core.fair_args(
+            op, request, token, self._fair_keys[2], self._signal_expire, self._options.queue_lease_ms
+        )
+        return run(FAIR, self._fair_script_keys(), args, cluster=self._cluster)
+
+    def _acquire_fair(self, request: _core.AcquireRequest, guards: list[Guarded[object]]) -> Steps[bool]:
+        """Fair mode's acquire loop: take the lock, or queue (``lua/fair.lua``) and sleep until it is handed over.
+
+        The call has its own token and wake list (``lock-wake:<name>:<token>``),
+        watched by the client's hub like any signal list. The release that hands
+        the lock over pushes "h" there: popped, the call returns holding the lock
+        without another request. It refreshes its place (the same script) every
+        ``queue_refresh``; past its deadline it gives up unless granted, in one
+        atomic step, so a lock handed at that moment is never dropped.
+        """
+        token = os.urandom(8).hex()
+        hub: Hub | None = None
+        entry: Entry | None = None
+        interrupted = False
+        queued_at = request.started  # the send time of the last attempt that found the lock busy
+        try:
+            while True:
+                sent = mod_time.monotonic()
+                guard: Guarded[object] = Guarded(
+                    self._fair_steps(_core.fair_op(request, sent), request, token),
+                    functools.partial(self._undo_fair, request, token),
+                )
+                guards.append(guard)
+                reply = _core.parse_fair_reply((yield guard))
+                step = _core.next_fair_step(
+                    reply,
+                    request,
+                    now=mod_time.monotonic(),
+                    refresh=self._options.queue_refresh,
+                    chunk=self._wait_chunk,
+                )
+                fence_token = reply.token
+                if not isinstance(step, _core.WaitPlan):
+                    break
+                queued_at = sent
+                if hub is None or entry is None:
+                    notify(self._lease.observer, "wait_started", self._lease.name)
+                    hub, entry = self._enlist(self._fair_keys[2] + token)
+                try:
+                    yield from self._sleep(hub, entry, step.until)
+                    if hub.take(entry):
+                        handed, fence_token = _core.handed_over(entry.value)
+                        if handed:
+                            step, sent = True, queued_at
+                            break
+                except Exception as exc:
+                    if interrupted or not _core.is_interrupted_wait(exc):
+                        raise
+                    interrupted = True
+                    logger_for_acquire.warning(
+                        "Waiting for Lock(%r) was interrupted (%r); trying again.", self._name, exc
+                    )
+                    continue
+                interrupted = False
+        except GeneratorExit:
+            if hub is not None and entry is not None:
+                hub.leave(entry, acquired=False)  # closed without a driver: the place lapses with its lease
+            raise
+        except BaseException:
+            if hub is not None and entry is not None:
+                yield from self._leave_hub(hub, entry, acquired=False)
+            # Leave the queue; a lock handed to this call meanwhile goes to the next waiter.
+            yield Detach(self._cancel_fair_steps(request, token))
+            raise
+        if hub is not None and entry is not None:
+            yield from self._leave_hub(hub, entry, acquired=step)
+        if not step:
+            logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
+            notify(self._lease.observer, "gave_up", self._lease.name, mod_time.monotonic() - request.started)
+            return False
+        self._record_grant(fence_token, sent, request)
+        return True
+
+    def _cancel_fair_steps(self, request: _core.AcquireRequest, token: str) -> Steps[None]:
+        try:
+            yield from self._fair_steps(_core.FAIR_CANCEL, request, token)
+        except Exception as exc:
+            logger_for_acquire.warning(
+                "Leaving the queue of Lock(%r) failed: %r; the place lapses with its lease.", self._name, exc
+            )
+
+    def _undo_fair(self, request: _core.AcquireRequest, token: str, reply: object) -> Steps[None]:
+        """After a cancelled fair attempt: release what it took, or leave the queue it joined."""
+        try:
+            taken = _core.fair_taken(_core.parse_fair_reply(reply), request)
+        except RedisLockError:
+            taken = False
+        if taken:
+            yield from self._release_undone()
+        else:
+            yield from self._cancel_fair_steps(request, token)
 
     def _sleep(self, hub: Hub, entry: Entry, until: float) -> Steps[None]:
         """Sleep until a signal for this lock or ``until``; alone, block in Redis itself (``Hub.lead``).
@@ -501,8 +623,11 @@ class LockCore(Host, Generic[C]):
 
     def _undo_attempt(self, request: _core.AcquireRequest, reply: object) -> Steps[None]:
         """After a cancelled acquire: give back what its attempt took (only a reply by which this call took it)."""
-        if not _core.takes_lock(reply, request):
-            return
+        if _core.takes_lock(reply, request):
+            yield from self._release_undone()
+
+    def _release_undone(self) -> Steps[None]:
+        """Release a lock taken by an acquire that was cancelled meanwhile; a failure is logged."""
         logger_for_release.debug("Releasing Lock(%r).", self._name)
         try:
             yield from self._unlock_steps()
@@ -514,7 +639,15 @@ class LockCore(Host, Generic[C]):
     # -- release, extend, reset -------------------------------------------------------
 
     def _unlock_steps(self) -> Steps[object]:
-        """Run unlock.lua once for this call, with a receipt that recognises the client's retries of it."""
+        """Run unlock.lua once for this call, with a receipt that recognises the client's retries of it.
+
+        A fair lock runs fair.lua's release instead, which hands the lock to the next waiter.
+        """
+        if self._options.fair:
+            args = _core.fair_release_args(
+                self._id, self._fair_keys[2], self._signal_expire, self._receipt_ttl_ms
+            )
+            return run(FAIR, self._fair_script_keys(), args, cluster=self._cluster)
         return run(
             UNLOCK,
             (self._name, self._signal, self._receipt),
@@ -578,9 +711,7 @@ class LockCore(Host, Generic[C]):
         try:
             if self._renewing:
                 yield StopRenewal(self._lease.deadline)
-            yield from run(
-                RESET, (self._name, self._signal), (str(self._signal_expire),), cluster=self._cluster
-            )
+            yield from run(RESET, *_reset_arguments(self._name, self._signal_expire), cluster=self._cluster)
             self._fencing_token = None
         finally:
             if ticket is not None:
@@ -599,32 +730,61 @@ class LockCore(Host, Generic[C]):
         return (yield from self._owner_steps()) == self._id
 
 
+def _reset_arguments(lock_key: str, signal_expire: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """reset.lua's KEYS and ARGV for ``lock_key``: fair mode's queue included, so its waiters queue again."""
+    queue, waiters, wake_prefix = _keys.fair_keys(lock_key)
+    signal = _keys.SIGNAL_PREFIX + lock_key[len(_keys.LOCK_PREFIX) :]
+    return (lock_key, signal, queue, waiters), (str(signal_expire), wake_prefix)
+
+
 def reset_all_steps(client: object, signal_expire: object, *, flavour: str) -> Steps[int]:
     """Reset every lock (every ``lock:*`` key), waking one waiter of each; return how many were held.
 
     Walks the keyspace with SCAN in pages, never KEYS. On a cluster client
     ``scan_iter`` walks every primary, and each page is reset in one script
-    call per hash slot (a script may only touch keys of one slot).
+    call per hash slot (a script may only touch keys of one slot). Then every
+    fair queue (``lock-queue:*``) is cleared, its waiters woken to queue again.
     """
     _clients.check_client(client, strict=False, flavour=flavour, needs_commands=True)
-    expire_arg = str(_core.validate_signal_expire(signal_expire))
-    match, count = _keys.LOCK_PREFIX + "*", _keys.RESET_ALL_SCAN_COUNT
-    deleted = 0
+    expire_ms = _core.validate_signal_expire(signal_expire)
+    cluster = _clients.is_cluster_client(client)
+
+    def locks(keys: list[object]) -> Steps[int]:
+        deleted = 0
+        for group, count in _keys.reset_all_groups(keys) if cluster else [_keys.reset_all_batch(keys)]:
+            if group:
+                reply = yield from run(RESET_ALL, group, (str(expire_ms), str(count)), cluster=cluster)
+                deleted += _core.as_int_reply(reply, "reset_all")
+        return deleted
+
+    def queues(keys: list[object]) -> Steps[int]:
+        deleted = 0
+        for key in keys:
+            lock_key = _keys.lock_key_of_queue(key)
+            if lock_key is not None:
+                reply = yield from run(RESET, *_reset_arguments(lock_key, expire_ms), cluster=cluster)
+                deleted += _core.as_int_reply(reply, "reset")
+        return deleted
+
+    held = yield from _each_page(client, _keys.LOCK_PREFIX + "*", locks)
+    return held + (yield from _each_page(client, _keys.QUEUE_PREFIX + "*", queues))
+
+
+def _each_page(client: object, match: str, handle: Callable[[list[object]], Steps[int]]) -> Steps[int]:
+    """Run ``handle`` on each page of the keys matching ``match`` (SCAN; on a cluster, ``scan_iter``); sum it."""
+    count = _keys.RESET_ALL_SCAN_COUNT
+    total = 0
     if _clients.is_cluster_client(client):
         keys: list[object] = yield Collect("scan_iter", {"match": match, "count": count})
         for first in range(0, len(keys), count):
-            for group, locks in _keys.reset_all_groups(keys[first : first + count]):
-                reply = yield from run(RESET_ALL, group, (expire_arg, str(locks)), cluster=True)
-                deleted += _core.as_int_reply(reply, "reset_all")
-        return deleted
+            total += yield from handle(keys[first : first + count])
+        return total
     cursor = 0
     while True:
         cursor, keys = _core.parse_scan_reply(
             (yield Call("scan", (), {"cursor": cursor, "match": match, "count": count}))
         )
-        batch, locks = _keys.reset_all_batch(keys)
-        if batch:
-            reply = yield from run(RESET_ALL, batch, (expire_arg, str(locks)), cluster=False)
-            deleted += _core.as_int_reply(reply, "reset_all")
+        if keys:
+            total += yield from handle(keys)
         if cursor == 0:
-            return deleted
+            return total

@@ -30,10 +30,19 @@ if TYPE_CHECKING:
 __all__ = [
     "ACQUIRE",
     "EXTEND",
+    "FAIR",
     "FENCED_SET",
     "RESET",
     "RESET_ALL",
     "SCRIPTS",
+    "SEMAPHORE_ACQUIRE",
+    "SEMAPHORE_EXTEND",
+    "SEMAPHORE_QUERY",
+    "SEMAPHORE_RELEASE",
+    "SEMAPHORE_RESET",
+    "SEMAPHORE_RESET_ALL",
+    "SEMAPHORE_SCRIPTS",
+    "SEMAPHORE_SET_LIMIT",
     "UNLOCK",
     "WAKE",
     "Script",
@@ -69,11 +78,32 @@ RESET_ALL: Final = _load("reset_all")
 FENCED_SET: Final = _load("fenced_set")
 #: The waiters' hub (``_waiting``): give a signal back, or nudge a hub's BLPOP.
 WAKE: Final = _load("wake")
+#: Fair mode (``Lock(fair=True)``): queue, take, give up, cancel and release with a direct hand-off.
+FAIR: Final = _load("fair")
 
 #: Every script, by name; the registry both flavours use.
 SCRIPTS: Final[dict[str, Script]] = {
-    s.name: s for s in (ACQUIRE, UNLOCK, EXTEND, RESET, RESET_ALL, FENCED_SET, WAKE)
+    s.name: s for s in (ACQUIRE, UNLOCK, EXTEND, RESET, RESET_ALL, FENCED_SET, WAKE, FAIR)
 }
+
+#: The semaphore's scripts (``_semcore``): its permits are leases in one sorted set.
+SEMAPHORE_ACQUIRE: Final = _load("semaphore_acquire")
+SEMAPHORE_RELEASE: Final = _load("semaphore_release")
+SEMAPHORE_EXTEND: Final = _load("semaphore_extend")
+SEMAPHORE_QUERY: Final = _load("semaphore_query")
+SEMAPHORE_RESET: Final = _load("semaphore_reset")
+SEMAPHORE_RESET_ALL: Final = _load("semaphore_reset_all")
+SEMAPHORE_SET_LIMIT: Final = _load("semaphore_set_limit")
+SEMAPHORE_SCRIPTS: Final = (
+    SEMAPHORE_ACQUIRE,
+    SEMAPHORE_RELEASE,
+    SEMAPHORE_EXTEND,
+    SEMAPHORE_QUERY,
+    SEMAPHORE_RESET,
+    SEMAPHORE_RESET_ALL,
+    SEMAPHORE_SET_LIMIT,
+)
+SCRIPTS.update({s.name: s for s in SEMAPHORE_SCRIPTS})
 
 
 def is_noscript_error(exc: BaseException) -> bool:

@@ -268,8 +268,8 @@ class Hub:
         A signal popped for ``key`` that no local waiter takes is given back:
         pushed again (with ``expire_ms``) unless ``lock_key`` exists (the lock was
         taken meanwhile, and its release will signal anew); with ``lock_key``
-        None, always, with the element that was popped (a fair waiter's private
-        list, a semaphore's signal list).
+        None, always, with the element that was popped (a semaphore's signal
+        list); a fair waiter's wake list, never (see :func:`_gives_back`).
         """
         entry = Entry(key, lock_key, expire_ms, self.make_signal())
         with self.mutex:
@@ -398,7 +398,7 @@ class Hub:
             if entry.signalled:
                 entry.signalled = False
                 value, entry.value = entry.value, None
-                if not acquired and not self._hand(entry.key, value):
+                if not acquired and not self._hand(entry.key, value) and _gives_back(entry.key):
                     wakes.append(
                         (entry.key, entry.lock_key, entry.expire_ms, _back_value(entry.lock_key, value))
                     )
@@ -466,7 +466,7 @@ class Hub:
         :returns: the signal to give back when no local waiter takes it (the other
             processes' waiters need it), else None.
         """
-        if key is None or key == self.control or self._hand(key, value):
+        if key is None or key == self.control or self._hand(key, value) or not _gives_back(key):
             return None
         back = self.backs.get(key)
         if back is None:  # its waiters left and the loop planned since: only a lock's signal is known
@@ -502,6 +502,17 @@ class Hub:
                 entry.signal.set()
                 return True
         return False
+
+
+def _gives_back(key: str) -> bool:
+    """Whether an unused signal popped from ``key`` is pushed again; never a fair waiter's wake list.
+
+    A hand-off there (``lua/fair.lua``) counts as taken once the list is empty:
+    pushed back after its call took the lock another way, it would make the hold
+    look untaken, and void it at the hand-off's deadline. A call that leaves
+    without the lock runs the fair script's cancel, which hands the lock on.
+    """
+    return not key.startswith(_keys.WAKE_PREFIX)
 
 
 def _back_value(lock_key: str | None, value: bytes | str | None) -> bytes | str | None:
