@@ -360,32 +360,29 @@ class LockCore(Host, Generic[C]):
 
         A busy lock is waited for through the client's hub (``_waiting``): this
         call sleeps locally, and one BLPOP per client watches the signal lists of
-        every lock that has waiters in this process.
+        every lock that has waiters in this process. What a try is, and what a
+        wake-up means, is the :class:`_Tries` of the lock's mode.
         """
-        if self._options.fair:
-            return (yield from self._acquire_fair(request, guards))
+        tries = self._fair_tries(request) if self._options.fair else self._tries(request)
         hub: Hub | None = None
         entry: Entry | None = None
         interrupted = False
         try:
             while True:
-                sent = mod_time.monotonic()
-                guard: Guarded[object] = Guarded(
-                    self._try_acquire_steps(request), functools.partial(self._undo_attempt, request)
-                )
+                guard = tries.attempt()
                 guards.append(guard)
-                reply = yield guard
-                step = _core.next_acquire_step(
-                    reply, request, now=mod_time.monotonic(), chunk=self._wait_chunk
-                )
+                step = tries.decide((yield guard))
                 if not isinstance(step, _core.WaitPlan):
                     break
                 if hub is None or entry is None:
                     notify(self._lease.observer, "wait_started", self._lease.name)
-                    hub, entry = self._enlist()
+                    hub, entry = self._enlist(tries.wake)
                 try:
                     yield from self._sleep(hub, entry, step.until)
-                    hub.take(entry)  # woken by a signal, or the plan's time came: try again either way
+                    # Woken by a signal, or the plan's time came: try again, unless the signal handed the lock over.
+                    if hub.take(entry) and tries.handed(entry.value):
+                        step = True
+                        break
                 except Exception as exc:
                     # A failover cut the hub's wait short: try again at once, as on a
                     # wake-up, but never twice in a row (no spinning on a broken wait).
@@ -406,17 +403,36 @@ class LockCore(Host, Generic[C]):
                 # Cancelled or failed, nothing is held: a signal this call was handed
                 # and did not use goes to the next waiter, here or in another process.
                 yield from self._leave_hub(hub, entry, acquired=False)
+            abort = tries.abort()
+            if abort is not None:
+                yield Detach(abort)
             raise
         if hub is not None and entry is not None:
-            yield from self._leave_hub(hub, entry, acquired=bool(step))
+            yield from self._leave_hub(hub, entry, acquired=step)
         if not step:
             logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
             notify(self._lease.observer, "gave_up", self._lease.name, mod_time.monotonic() - request.started)
             return False
         # From the reply to the return nothing is yielded, so no cancellation can
         # land between taking the lock and reporting it.
-        self._record_grant(_core.granted_token(reply), sent, request)
+        self._record_grant(tries.token, tries.sent, request)
         return True
+
+    def _tries(self, request: _core.AcquireRequest) -> _Tries:
+        return _Tries(
+            request, self._wait_chunk, self._try_acquire_steps, functools.partial(self._undo_attempt, request)
+        )
+
+    def _fair_tries(self, request: _core.AcquireRequest) -> _FairTries:
+        return _FairTries(
+            request,
+            self._wait_chunk,
+            self._options.queue_refresh,
+            self._fair_keys[2],
+            self._fair_steps,
+            self._undo_fair,
+            self._cancel_fair_steps,
+        )
 
     def _record_grant(self, token: int | None, sent: float, request: _core.AcquireRequest) -> None:
         """The lock was granted (with the fencing ``token``) no earlier than ``sent``: the new hold's state."""
@@ -459,79 +475,6 @@ class LockCore(Host, Generic[C]):
             op, request, token, self._fair_keys[2], self._signal_expire, self._options.queue_lease_ms
         )
         return run(FAIR, self._fair_script_keys(), args, cluster=self._cluster)
-
-    def _acquire_fair(self, request: _core.AcquireRequest, guards: list[Guarded[object]]) -> Steps[bool]:
-        """Fair mode's acquire loop: take the lock, or queue (``lua/fair.lua``) and sleep until it is handed over.
-
-        The call has its own token and wake list (``lock-wake:<name>:<token>``),
-        watched by the client's hub like any signal list. The release that hands
-        the lock over pushes "h" there: popped, the call returns holding the lock
-        without another request. It refreshes its place (the same script) every
-        ``queue_refresh``; past its deadline it gives up unless granted, in one
-        atomic step, so a lock handed at that moment is never dropped.
-        """
-        token = os.urandom(8).hex()
-        hub: Hub | None = None
-        entry: Entry | None = None
-        interrupted = False
-        queued_at = request.started  # the send time of the last attempt that found the lock busy
-        try:
-            while True:
-                sent = mod_time.monotonic()
-                guard: Guarded[object] = Guarded(
-                    self._fair_steps(_core.fair_op(request, sent), request, token),
-                    functools.partial(self._undo_fair, request, token),
-                )
-                guards.append(guard)
-                reply = _core.parse_fair_reply((yield guard))
-                step = _core.next_fair_step(
-                    reply,
-                    request,
-                    now=mod_time.monotonic(),
-                    refresh=self._options.queue_refresh,
-                    chunk=self._wait_chunk,
-                )
-                fence_token = reply.token
-                if not isinstance(step, _core.WaitPlan):
-                    break
-                queued_at = sent
-                if hub is None or entry is None:
-                    notify(self._lease.observer, "wait_started", self._lease.name)
-                    hub, entry = self._enlist(self._fair_keys[2] + token)
-                try:
-                    yield from self._sleep(hub, entry, step.until)
-                    if hub.take(entry):
-                        handed, fence_token = _core.handed_over(entry.value)
-                        if handed:
-                            step, sent = True, queued_at
-                            break
-                except Exception as exc:
-                    if interrupted or not _core.is_interrupted_wait(exc):
-                        raise
-                    interrupted = True
-                    logger_for_acquire.warning(
-                        "Waiting for Lock(%r) was interrupted (%r); trying again.", self._name, exc
-                    )
-                    continue
-                interrupted = False
-        except GeneratorExit:
-            if hub is not None and entry is not None:
-                hub.leave(entry, acquired=False)  # closed without a driver: the place lapses with its lease
-            raise
-        except BaseException:
-            if hub is not None and entry is not None:
-                yield from self._leave_hub(hub, entry, acquired=False)
-            # Leave the queue; a lock handed to this call meanwhile goes to the next waiter.
-            yield Detach(self._cancel_fair_steps(request, token))
-            raise
-        if hub is not None and entry is not None:
-            yield from self._leave_hub(hub, entry, acquired=step)
-        if not step:
-            logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
-            notify(self._lease.observer, "gave_up", self._lease.name, mod_time.monotonic() - request.started)
-            return False
-        self._record_grant(fence_token, sent, request)
-        return True
 
     def _cancel_fair_steps(self, request: _core.AcquireRequest, token: str) -> Steps[None]:
         try:
@@ -728,6 +671,108 @@ class LockCore(Host, Generic[C]):
 
     def _owned_steps(self) -> Steps[bool]:
         return (yield from self._owner_steps()) == self._id
+
+
+class _Tries:
+    """What one try of the acquire loop is, and what its reply and a wake-up mean: the usual mode.
+
+    A try runs acquire.lua (undone in the background if the call is cancelled
+    meanwhile); a wake-up only says "try again". ``sent`` is when the granting
+    try was sent (the lease counts from it) and ``token`` its fencing token.
+    """
+
+    wake: str | None = None
+    sent: float
+    token: int | None
+
+    def __init__(
+        self,
+        request: _core.AcquireRequest,
+        chunk: float,
+        steps: Callable[[_core.AcquireRequest], Steps[object]],
+        undo: Callable[[object], Steps[None]],
+    ) -> None:
+        self.request = request
+        self.chunk = chunk
+        self._steps = steps
+        self._undo = undo
+        self.sent = 0.0
+        self.token = None
+
+    def attempt(self) -> Guarded[object]:
+        self.sent = mod_time.monotonic()
+        return Guarded(self._steps(self.request), self._undo)
+
+    def decide(self, reply: object) -> bool | _core.WaitPlan:
+        step = _core.next_acquire_step(reply, self.request, now=mod_time.monotonic(), chunk=self.chunk)
+        if step is True:
+            self.token = _core.granted_token(reply)
+        return step
+
+    def handed(self, value: object) -> bool:
+        """Whether the element that woke the call handed it the lock: never, in this mode."""
+        return False
+
+    def abort(self) -> Steps[None] | None:
+        """What to send in the background when the call ends by an exception: nothing, in this mode."""
+        return None
+
+
+class _FairTries(_Tries):
+    """Fair mode's tries (``lua/fair.lua``): queue, or take; woken by a hand-off, the call holds the lock.
+
+    The call has its own token and wake list (``lock-wake:<name>:<token>``),
+    watched by the client's hub like any signal list. The release that hands
+    the lock over pushes "h" there: popped, the call returns holding the lock
+    without another request, its lease counted from its last try that found the
+    lock busy (the hand-off came later). Each try refreshes the call's place;
+    past the deadline a try gives up unless granted, in one atomic step, so a
+    lock handed over at that moment is never dropped. A call ending by an
+    exception leaves the queue in the background, handing on a lock handed to
+    it meanwhile.
+    """
+
+    def __init__(
+        self,
+        request: _core.AcquireRequest,
+        chunk: float,
+        refresh: float,
+        wake_prefix: str,
+        steps: Callable[[str, _core.AcquireRequest, str], Steps[object]],
+        undo: Callable[[_core.AcquireRequest, str, object], Steps[None]],
+        cancel: Callable[[_core.AcquireRequest, str], Steps[None]],
+    ) -> None:
+        self.call = os.urandom(8).hex()
+        self._fair_steps = steps
+        self._cancel = cancel
+        super().__init__(request, chunk, self._attempt_steps, functools.partial(undo, request, self.call))
+        self.refresh = refresh
+        self.wake = wake_prefix + self.call
+        self.queued_at: float = request.started
+
+    def _attempt_steps(self, request: _core.AcquireRequest) -> Steps[object]:
+        return self._fair_steps(_core.fair_op(request, self.sent), request, self.call)
+
+    def decide(self, reply: object) -> bool | _core.WaitPlan:
+        parsed = _core.parse_fair_reply(reply)
+        step = _core.next_fair_step(
+            parsed, self.request, now=mod_time.monotonic(), refresh=self.refresh, chunk=self.chunk
+        )
+        if isinstance(step, _core.WaitPlan):
+            self.queued_at = self.sent
+        else:
+            self.token = parsed.token
+        return step
+
+    def handed(self, value: object) -> bool:
+        handed, token = _core.handed_over(value)
+        if handed:
+            self.token = token
+            self.sent = self.queued_at
+        return handed
+
+    def abort(self) -> Steps[None] | None:
+        return self._cancel(self.request, self.call)
 
 
 def _reset_arguments(lock_key: str, signal_expire: int) -> tuple[tuple[str, ...], tuple[str, ...]]:
