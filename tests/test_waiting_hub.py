@@ -463,6 +463,36 @@ def test_the_leaders_pop_goes_first_in_line_and_the_loop_takes_over() -> None:
     assert not h.hub.in_blpop
 
 
+def test_a_leader_whose_pop_went_to_an_earlier_waiter_is_covered_by_the_loop() -> None:
+    """b arrived first but was trying the lock when a led: the pop is b's, and a sleeps on under the loop's BLPOP."""
+    h = leading()
+    b, a = h.enlist("x"), h.enlist("x")
+    h.hub.lead(a, until=5.0, now=0.0)
+    assert h.hub.led(a, pop("x")) is None
+    assert b.signalled
+    assert not a.signalled
+    assert h.starts == 1, "a still sleeps: without the loop no BLPOP would cover x until its re-check"
+    assert h.hub.plan(0.0) == (CONTROL, "lock-signal:x")
+
+
+def test_a_leader_woken_by_a_nudge_for_a_waiter_that_left_is_covered_by_the_loop() -> None:
+    h = leading()
+    a, c = h.enlist("x"), h.enlist("y")
+    h.hub.lead(a, until=5.0, now=0.0)
+    assert h.hub.ready(c) == (CONTROL, None, CONTROL_EXPIRE_MS, None)
+    h.hub.leave(c, acquired=False)
+    assert h.hub.led(a, [CONTROL.encode(), b"1"]) is None
+    assert h.starts == 1
+
+
+def test_a_leader_whose_blpop_timed_out_needs_no_loop() -> None:
+    h = leading()
+    a = h.enlist("x")
+    h.hub.lead(a, until=5.0, now=0.0)
+    assert h.hub.led(a, None) is None
+    assert h.starts == 0, "its own timer is about to end the wait"
+
+
 def test_a_leader_popping_for_nobody_gives_the_signal_back() -> None:
     h = leading()
     a = h.hub.enlist("lock-signal:x", "lock:x", 321)

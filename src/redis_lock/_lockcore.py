@@ -20,10 +20,10 @@ from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
 
 from . import _clients, _core, _keys
 from ._core import logger_for_acquire, logger_for_refresh_start, logger_for_release
-from ._engine import Block, Call, Collect, Detach, EnterGate, Guarded, Host, Steps, StopRenewal, Wait
+from ._engine import Call, Collect, Detach, EnterGate, Guarded, Host, Steps, StopRenewal
 from ._exceptions import RedisLockError
 from ._scripts import ACQUIRE, EXTEND, FAIR, RESET, RESET_ALL, UNLOCK, run, run_then_wait
-from ._waiting import Entry, Hub, enlist, wakes_steps
+from ._waiting import Entry, Hub, enlist, leave_steps, sleep_steps
 from .hooks import LockObserver, notify
 
 if TYPE_CHECKING:
@@ -496,36 +496,10 @@ class LockCore(Host, Generic[C]):
             yield from self._cancel_fair_steps(request, token)
 
     def _sleep(self, hub: Hub, entry: Entry, until: float) -> Steps[None]:
-        """Sleep until a signal for this lock or ``until``; alone, block in Redis itself (``Hub.lead``).
-
-        :raises: the error of this call's own BLPOP, or (from ``take``) of the hub's.
-        """
-        lead = hub.lead(entry, until, mod_time.monotonic())
-        if lead is False:
-            nudge = hub.ready(entry)
-            if nudge is not None:
-                yield from wakes_steps([nudge], cluster=self._cluster)
-        elif lead is not True:
-            keys, timeout = lead
-            try:
-                reply = yield Block("blpop", (list(keys), timeout))
-            except BaseException:
-                hub.led(entry, None)
-                raise
-            back = hub.led(entry, reply)
-            if back is not None:
-                yield Detach(wakes_steps([back], cluster=self._cluster))
-        yield Wait(entry.signal, until)
+        return sleep_steps(hub, entry, until, cluster=self._cluster)
 
     def _leave_hub(self, hub: Hub, entry: Entry, *, acquired: bool) -> Steps[None]:
-        """End this call's place in the hub; what that leaves to push to Redis is pushed in the background.
-
-        In the background (:class:`~redis_lock._engine.Detach`), so that nothing
-        between taking the lock and returning can be cancelled.
-        """
-        wakes = hub.leave(entry, acquired=acquired)
-        if wakes:
-            yield Detach(wakes_steps(wakes, cluster=self._cluster))
+        return leave_steps(hub, entry, acquired=acquired, cluster=self._cluster)
 
     def _try_acquire_steps(self, request: _core.AcquireRequest) -> Steps[object]:
         """Run acquire.lua once; with ``wait_replicas``, WAIT for the replicas too.

@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Final, Protocol, final
 
 from . import _core, _keys
 from ._core import logger_for_acquire
-from ._engine import Block, Steps, Wait, drive, drive_async, in_background
+from ._engine import Block, Detach, Steps, Wait, drive, drive_async, in_background
 from ._scripts import WAKE, run
 
 if TYPE_CHECKING:
@@ -61,6 +61,8 @@ __all__ = [
     "ThreadSignal",
     "enlist",
     "hub_steps",
+    "leave_steps",
+    "sleep_steps",
     "task_hub",
     "thread_hub",
     "wake_steps",
@@ -316,7 +318,10 @@ class Hub:
             assert self.leader is entry, (self.leader, entry)
             self.leader, self.in_blpop = None, False
             back = self._pass(key, value)
-            if self._sleeps_besides(entry):
+            # The loop takes over for the others; and for the leader too when its BLPOP popped
+            # something that was not its own wake-up (another waiter's signal, a nudge): it
+            # sleeps on, and without the loop no BLPOP would cover its key until its re-check.
+            if self._sleeps_besides(entry) or (key is not None and entry.waiting and not entry.signalled):
                 self._run_loop()
             return back
 
@@ -570,6 +575,40 @@ def hub_steps(hub: Hub, *, cluster: bool) -> Steps[None]:
         back = hub.deliver(reply)
         if back is not None:
             yield from wakes_steps([back], cluster=cluster)
+
+
+def sleep_steps(hub: Hub, entry: Entry, until: float, *, cluster: bool) -> Steps[None]:
+    """A waiter's sleep until a signal for ``entry`` or ``until``; a lone thread blocks in Redis itself (:meth:`Hub.lead`).
+
+    :raises: the error of this call's own BLPOP, or (from ``take``) of the hub's.
+    """
+    lead = hub.lead(entry, until, mod_time.monotonic())
+    if lead is False:
+        nudge = hub.ready(entry)
+        if nudge is not None:
+            yield from wakes_steps([nudge], cluster=cluster)
+    elif lead is not True:
+        keys, timeout = lead
+        try:
+            reply = yield Block("blpop", (list(keys), timeout))
+        except BaseException:
+            hub.led(entry, None)
+            raise
+        back = hub.led(entry, reply)
+        if back is not None:
+            yield Detach(wakes_steps([back], cluster=cluster))
+    yield Wait(entry.signal, until)
+
+
+def leave_steps(hub: Hub, entry: Entry, *, acquired: bool, cluster: bool) -> Steps[None]:
+    """End ``entry``'s place in ``hub``; what that leaves to push to Redis is pushed in the background.
+
+    In the background (:class:`~redis_lock._engine.Detach`), so that nothing
+    between taking the lock (or permit) and returning can be cancelled.
+    """
+    wakes = hub.leave(entry, acquired=acquired)
+    if wakes:
+        yield Detach(wakes_steps(wakes, cluster=cluster))
 
 
 # ---------------------------------------------------------------------------
