@@ -73,6 +73,7 @@ def test_version() -> None:
         "InvalidArgument",
         "InvalidArgumentType",
         "StaleToken",
+        "LimitMismatch",
     ],
 )
 def test_exceptions_are_runtime_errors_under_one_base(name: str) -> None:

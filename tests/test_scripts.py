@@ -20,6 +20,10 @@ def test_registry_matches_the_files_on_disk() -> None:
     """Every lua/*.lua file is in the registry with its exact bytes and SHA1, and nothing else is."""
     files = {path.stem: path.read_bytes() for path in LUA_DIR.glob("*.lua")}
     expected = {"acquire", "unlock", "extend", "reset", "reset_all", "fenced_set", "wake", "fair"}
+    expected |= {
+        f"semaphore_{op}"
+        for op in ("acquire", "release", "extend", "query", "reset", "reset_all", "set_limit")
+    }
     assert set(files) == set(_scripts.SCRIPTS) == expected
     for name, script in _scripts.SCRIPTS.items():
         assert script.name == name

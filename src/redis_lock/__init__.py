@@ -22,6 +22,10 @@ This file is the public facade; the implementation lives in private modules:
 - ``_waiting``: waiting at scale: one blocking connection per client (a thread,
   or a task per event loop) watches the signal lists for every waiter of the
   process, which sleeps locally;
+- ``_semcore``: the semaphore written once (its decisions, state and steps,
+  no I/O): permits are leases in one sorted set, on the server's clock;
+- ``_semaphore``: :class:`Semaphore`, :class:`AsyncSemaphore` and
+  :func:`reset_all_semaphores`, which drive those steps (sync and asyncio);
 - ``_renewal``: auto-renewal, one scheduler per client (a thread, or a task per
   event loop) over many locks, with pipelined extends;
 - ``_exceptions``: the exception hierarchy;
@@ -70,6 +74,11 @@ from ._scripts import EXTEND as _EXTEND
 from ._scripts import RESET as _RESET
 from ._scripts import RESET_ALL as _RESET_ALL
 from ._scripts import UNLOCK as _UNLOCK
+from ._semaphore import AsyncSemaphore as AsyncSemaphore
+from ._semaphore import Semaphore as Semaphore
+from ._semaphore import async_reset_all_semaphores as async_reset_all_semaphores
+from ._semaphore import reset_all_semaphores as reset_all_semaphores
+from ._semcore import LimitMismatch as LimitMismatch
 from ._sync import Lock as Lock
 from ._sync import reset_all as reset_all
 
@@ -93,20 +102,25 @@ __all__ = [
     "AlreadyAcquired",
     "AlreadyStarted",
     "AsyncLock",
+    "AsyncSemaphore",
     "InvalidArgument",
     "InvalidArgumentType",
     "InvalidTimeout",
+    "LimitMismatch",
     "Lock",
     "LockLost",
     "NotAcquired",
     "NotExpirable",
     "NotReplicated",
     "RedisLockError",
+    "Semaphore",
     "StaleToken",
     "TimeoutNotUsable",
     "TimeoutTooLarge",
     "__version__",
     "async_reset_all",
+    "async_reset_all_semaphores",
     "locked",
     "reset_all",
+    "reset_all_semaphores",
 ]

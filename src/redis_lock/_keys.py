@@ -19,6 +19,9 @@ __all__ = [
     "QUEUE_PREFIX",
     "RECEIPT_PREFIX",
     "RESET_ALL_SCAN_COUNT",
+    "SEMAPHORE_LIMIT_PREFIX",
+    "SEMAPHORE_PREFIX",
+    "SEMAPHORE_SIGNAL_PREFIX",
     "SIGNAL_PREFIX",
     "WAKE_PREFIX",
     "fair_keys",
@@ -31,6 +34,8 @@ __all__ = [
     "receipt_key",
     "reset_all_batch",
     "reset_all_groups",
+    "semaphore_keys",
+    "semaphore_suffix_of_scanned",
     "tag_of",
 ]
 

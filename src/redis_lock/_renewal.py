@@ -56,13 +56,14 @@ from . import _clients, _core
 from ._core import logger_for_refresh_thread
 from ._engine import Steps, drive, drive_async
 from ._exceptions import RedisLockError
-from ._scripts import EXTEND, run_pipelined
+from ._scripts import EXTEND, Script, run_pipelined
 from .hooks import notify
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
     from ._async import AsyncLock
+    from ._semaphore import AsyncSemaphore, Semaphore
     from ._sync import Lock
 
 __all__ = ["AsyncRenewal", "Renewal", "renew", "renew_async"]
@@ -76,7 +77,7 @@ PIPELINE_CHUNK: Final = 1000
 #: Per-lock extends (clients without pipelines) an asyncio scheduler runs at once.
 ASYNC_PER_LOCK_CONCURRENCY: Final = 32
 
-_L = TypeVar("_L", "Lock", "AsyncLock")
+_L = TypeVar("_L", "Lock | Semaphore", "AsyncLock | AsyncSemaphore")
 _E = TypeVar("_E", "Renewal", "AsyncRenewal")
 
 #: One renewal attempt's result: the error it raised (None: extended) and, for a
@@ -322,7 +323,7 @@ def _job(entry: _E, unpipelined: set[int]) -> _Job[_E] | None:
     return job
 
 
-def _renew_by_ref(entry: _Entry[Lock]) -> _Result:
+def _renew_by_ref(entry: _Entry[Lock | Semaphore]) -> _Result:
     """Renew ``entry``'s lock with one call of its ``_renew`` (which sets the lease itself)."""
     lock = entry.ref()
     if lock is not None:
@@ -333,7 +334,7 @@ def _renew_by_ref(entry: _Entry[Lock]) -> _Result:
     return None, None  # extended, or collected meanwhile (settling tells)
 
 
-async def _renew_by_ref_async(entry: _Entry[AsyncLock]) -> _Result:
+async def _renew_by_ref_async(entry: _Entry[AsyncLock | AsyncSemaphore]) -> _Result:
     """The asyncio twin of :func:`_renew_by_ref`."""
     lock = entry.ref()
     if lock is not None:
@@ -377,7 +378,7 @@ def _pipelined(jobs: Sequence[_Job[Any]]) -> Steps[bool]:
     """
     sent = mod_time.monotonic()
     try:
-        replies = yield from run_pipelined(EXTEND, [job.args for job in jobs], 1)
+        replies = yield from run_pipelined(_script_of(jobs[0]), [job.args for job in jobs], 1)
     except Exception as exc:
         _fail(jobs, exc)
         return True
@@ -387,13 +388,18 @@ def _pipelined(jobs: Sequence[_Job[Any]]) -> Steps[bool]:
     return True
 
 
-def _group(jobs: Sequence[_Job[_E]]) -> tuple[dict[int, list[_Job[_E]]], list[_Job[_E]]]:
-    """Split a batch into pipelines (by client) and one-call-per-lock jobs."""
-    groups: dict[int, list[_Job[_E]]] = {}
+def _script_of(job: _Job[Any]) -> Script:
+    """The script that extends ``job``'s lease: extend.lua, or its lease's own (a semaphore's permit)."""
+    return job.entry.lease.extend_script or EXTEND
+
+
+def _group(jobs: Sequence[_Job[_E]]) -> tuple[dict[tuple[int, str], list[_Job[_E]]], list[_Job[_E]]]:
+    """Split a batch into pipelines (by client and extend script) and one-call-per-lock jobs."""
+    groups: dict[tuple[int, str], list[_Job[_E]]] = {}
     one_by_one: list[_Job[_E]] = []
     for job in jobs:
         if job.how == _PIPELINED:
-            groups.setdefault(id(job.client), []).append(job)
+            groups.setdefault((id(job.client), _script_of(job).name), []).append(job)
         elif job.how == _ONE_BY_ONE:
             one_by_one.append(job)
     return groups, one_by_one
@@ -455,7 +461,7 @@ if hasattr(os, "register_at_fork"):
 
 
 @final
-class Renewal(_Entry["Lock"]):
+class Renewal(_Entry["Lock | Semaphore"]):
     """A :class:`~redis_lock.Lock`'s place in its client's renewal schedule, held in ``_lock_renewal_thread``.
 
     It offers the part of :class:`threading.Thread` that 4.x code used on the
@@ -468,7 +474,12 @@ class Renewal(_Entry["Lock"]):
     daemon: Final = True
 
     def __init__(
-        self, scheduler: _Scheduler, lock: Lock, lease: _core.Lease, interval: float, pipelined: bool
+        self,
+        scheduler: _Scheduler,
+        lock: Lock | Semaphore,
+        lease: _core.Lease,
+        interval: float,
+        pipelined: bool,
     ) -> None:
         super().__init__(lock, lease, interval, pipelined)
         self._scheduler = scheduler
@@ -511,7 +522,7 @@ class Renewal(_Entry["Lock"]):
         scheduler.inbox.put((_WAKE, self))
         return True
 
-    def _collected(self, ref: weakref.ref[Lock]) -> None:
+    def _collected(self, ref: weakref.ref[Lock | Semaphore]) -> None:
         # Any thread, during garbage collection, maybe inside the scheduler's own
         # critical section: SimpleQueue.put is reentrant, a lock would not be.
         self._scheduler.inbox.put((_COLLECTED, self))
@@ -624,7 +635,7 @@ class _Scheduler:
         self.live -= 1
 
 
-def renew(lock: Lock, lease: _core.Lease, interval: float, *, pipelined: bool) -> Renewal:
+def renew(lock: Lock | Semaphore, lease: _core.Lease, interval: float, *, pipelined: bool) -> Renewal:
     """Renew ``lock`` every ``interval`` seconds from its client's scheduler thread, started if needed.
 
     :param pipelined: whether its extends may be pipelined (False: call ``lock._renew()``).
@@ -667,7 +678,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 @final
-class AsyncRenewal(_Entry["AsyncLock"]):
+class AsyncRenewal(_Entry["AsyncLock | AsyncSemaphore"]):
     """An :class:`~redis_lock.AsyncLock`'s place in its (event loop, client) renewal schedule.
 
     ``future`` (held in the lock's ``_lock_renewal_task``) is done once this
@@ -679,7 +690,7 @@ class AsyncRenewal(_Entry["AsyncLock"]):
     def __init__(
         self,
         scheduler: _AsyncScheduler,
-        lock: AsyncLock,
+        lock: AsyncLock | AsyncSemaphore,
         lease: _core.Lease,
         interval: float,
         pipelined: bool,
@@ -718,7 +729,7 @@ class AsyncRenewal(_Entry["AsyncLock"]):
             # asyncio.wait neither raises the future's outcome nor swallows a cancellation.
             await asyncio.wait((self.future,), timeout=timeout)
 
-    def _collected(self, ref: weakref.ref[AsyncLock]) -> None:
+    def _collected(self, ref: weakref.ref[AsyncLock | AsyncSemaphore]) -> None:
         with contextlib.suppress(RuntimeError):
             self._scheduler.loop.call_soon_threadsafe(self._scheduler.collected, self)
 
@@ -877,7 +888,9 @@ async def _within_leases(jobs: Sequence[_Job[AsyncRenewal]], io: Awaitable[_T]) 
         return None
 
 
-def renew_async(lock: AsyncLock, lease: _core.Lease, interval: float, *, pipelined: bool) -> AsyncRenewal:
+def renew_async(
+    lock: AsyncLock | AsyncSemaphore, lease: _core.Lease, interval: float, *, pipelined: bool
+) -> AsyncRenewal:
     """Renew ``lock`` every ``interval`` seconds from its (running loop, client) scheduler task.
 
     :param pipelined: whether its extends may be pipelined (False: await ``lock._renew()``).
