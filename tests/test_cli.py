@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -250,6 +251,135 @@ def test_a_signal_ends_the_wait(start_cli: StartCli, redis_url: str, name: str) 
     assert out == ""
 
 
+# -- run --fair ----------------------------------------------------------------------------
+
+
+def _live_waiters(client: redis.Redis, name: str) -> int:
+    """How many calls wait in the fair queue of ``name`` (``lock-queue:NAME``)."""
+    return int(client.zcard(f"lock-queue:{name}"))
+
+
+@pytest.fixture
+def fair_held(client: redis.Redis, name: str) -> Iterator[redis_lock.Lock]:
+    """The lock ``name``, held by this test for 30 s with ``fair=True`` (its release hands it on)."""
+    lock = redis_lock.Lock(client, name, expire=30, fair=True)
+    assert lock.acquire(blocking=False)
+    yield lock
+    lock.reset()
+
+
+def _status_lines(process: subprocess.Popen[str], count: int) -> list[str]:
+    """The next ``count`` lines of a waiting run's stderr (its ``-v`` status lines, one a second)."""
+    assert process.stderr is not None
+    return [process.stderr.readline() for _ in range(count)]
+
+
+def test_fair_runs_wait_in_arrival_order(
+    start_cli: StartCli,
+    redis_url: str,
+    name: str,
+    client: redis.Redis,
+    fair_held: redis_lock.Lock,
+    tmp_path: Path,
+) -> None:
+    """Two ``run --fair`` wait in the queue in arrival order, keep their places past a wait chunk, and run in that order.
+
+    ``-v`` shows each one's place (``1st in the queue of 2``, ``2nd ...``). The
+    status lines come a second apart, so the first one's place outlives the
+    CLI's one-second chunks (a chunked wait would requeue behind the second).
+    """
+    record = tmp_path / "order"
+    command = "import sys; open(sys.argv[1], 'a').write(sys.argv[2] + chr(10))"
+    first = start_cli(
+        redis_url, "-v", "run", name, "--fair", "-w", "20", "--", *python(command), str(record), "A"
+    )
+    wait_until(lambda: _live_waiters(client, name) == 1, "the first run to queue")
+    second = start_cli(
+        redis_url, "-v", "run", name, "--fair", "-w", "20", "--", *python(command), str(record), "B"
+    )
+    wait_until(lambda: _live_waiters(client, name) == 2, "the second run to queue")
+    # The second's first line comes a second after it queued; the first's second line as late, if not later.
+    assert "2nd in the queue of 2" in _status_lines(second, 1)[0]
+    lines = _status_lines(first, 2)
+    assert all("1st in the queue of" in line for line in lines), lines
+    assert "expires in" in lines[-1]
+    fair_held.release()
+    for process in (first, second):
+        _, err = process.communicate(timeout=10)
+        assert process.returncode == 0, err
+        assert "acquired" in err
+    assert record.read_text().split() == ["A", "B"]
+    assert _live_waiters(client, name) == 0
+
+
+@pytest.mark.usefixtures("fair_held")
+def test_fair_wait_ends_on_a_signal_and_leaves_the_queue(
+    start_cli: StartCli, redis_url: str, name: str, client: redis.Redis
+) -> None:
+    """SIGTERM during a ``--fair`` wait ends it at once: exit 128+15, the command never runs, the place is left."""
+    process = start_cli(
+        redis_url, "run", name, "--fair", "--queue-lease", "30", "--", *python("print('ran')")
+    )
+    wait_until(lambda: _live_waiters(client, name) == 1, "the run to queue")
+    process.send_signal(signal.SIGTERM)
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 128 + signal.SIGTERM, err
+    assert out == ""
+    # Left by fair.lua's cancel, not by its lease (30 s here).
+    assert _live_waiters(client, name) == 0
+
+
+def test_fair_wait_gives_up_after_its_timeout(
+    start_cli: StartCli, redis_url: str, name: str, client: redis.Redis, fair_held: redis_lock.Lock
+) -> None:
+    """``--fair -w 0.3`` gives up with the conflict code and leaves the queue; a lock handed over later goes elsewhere."""
+    process = start_cli(
+        redis_url, "run", name, "--fair", "-w", "0.3", "-E", "3", "--", *python("print('ran')")
+    )
+    out, err = process.communicate(timeout=10)
+    assert process.returncode == 3, err
+    assert out == ""
+    assert _live_waiters(client, name) == 0
+    fair_held.release()
+    assert client.exists(f"lock:{name}") == 0
+
+
+def test_status_and_list_count_fair_waiters(
+    redis_url: str,
+    name: str,
+    client: redis.Redis,
+    fair_held: redis_lock.Lock,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``queued`` in ``status --json`` and ``list --json`` counts the live fair waiters; a dead waiter's place does not count."""
+    results: list[bool] = []
+
+    def take_and_release() -> None:
+        waiter = redis_lock.Lock(client, name, expire=30, fair=True)
+        results.append(waiter.acquire(timeout=20))
+        waiter.release()  # hands the lock to the next
+
+    threads = [threading.Thread(target=take_and_release) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    try:
+        wait_until(lambda: _live_waiters(client, name) == 2, "two waiters to queue")
+        # A place whose lease ended long ago (its waiter died): still in the queue, not counted.
+        client.zadd(f"lock-queue:{name}", {"deadbeefdeadbeef": 99})
+        client.hset(f"lock-queued:{name}", "deadbeefdeadbeef", "1|30000|-|dead-waiter")
+        assert main(["--url", redis_url, "status", name, "--json"]) == 0
+        assert json.loads(capsys.readouterr().out)["queued"] == 2
+        assert main(["--url", redis_url, "list", "--json", "--match", name]) == 0
+        assert [entry["queued"] for entry in json.loads(capsys.readouterr().out)] == [2]
+        assert main(["--url", redis_url, "status", name]) == 0
+        assert "queued: 2" in capsys.readouterr().out
+    finally:
+        fair_held.release()
+        for thread in threads:
+            thread.join(timeout=20)
+    assert results == [True, True]
+
+
 # -- run: the child's environment ----------------------------------------------------------
 
 
@@ -379,7 +509,7 @@ def test_status_of_a_held_lock(
         done = cli(redis_url, "status", name, "--json")
         assert done.returncode == 0, done.stderr
         info = json.loads(done.stdout)
-        assert set(info) == {"name", "key", "held", "ttl", "fencing_token"}
+        assert set(info) == {"name", "key", "held", "ttl", "fencing_token", "queued"}
         assert info["name"] == name
         assert info["key"] == f"lock:{name}"
         assert info["held"] is True
@@ -410,6 +540,7 @@ def test_status_of_a_free_lock(
         "held": False,
         "ttl": None,
         "fencing_token": None,
+        "queued": 0,
         "id": None,
     }
     assert main(["--url", redis_url, "status", name]) == 1
@@ -426,7 +557,7 @@ def test_list(redis_url: str, name: str, client: redis.Redis, capsys: pytest.Cap
         assert main(["--url", redis_url, "list", "--json", "--match", f"{name}-*"]) == 0
         locks = json.loads(capsys.readouterr().out)
         assert [entry["name"] for entry in locks] == [f"{name}-a", f"{name}-b"]
-        assert all(set(entry) == {"name", "key", "ttl", "fencing_token"} for entry in locks)
+        assert all(set(entry) == {"name", "key", "ttl", "fencing_token", "queued"} for entry in locks)
         assert isinstance(locks[0]["ttl"], float)
         assert locks[0]["fencing_token"] == fenced.fencing_token
         assert locks[1]["ttl"] is None
@@ -439,6 +570,7 @@ def test_list(redis_url: str, name: str, client: redis.Redis, capsys: pytest.Cap
                 "key": f"lock:{name}-b",
                 "ttl": None,
                 "fencing_token": None,
+                "queued": 0,
                 "id": forever.id,
             }
         ]
@@ -540,7 +672,12 @@ def test_url_from_the_environment(redis_url: str, name: str) -> None:
         (["run", "x", "--"], "missing the command"),
         (["run", "x"], "missing the command"),
         (["run", "x", "true"], "after '--'"),
-        (["run", "x", "--fair", "--", "true"], "--fair"),
+        (["run", "x", "--fair", "--queue-lease", "0.01", "--", "true"], "--queue-lease"),
+        (["run", "x", "--fair", "--queue-lease", "nan", "--", "true"], "'nan'"),
+        (["run", "x", "--fair", "--queue-lease", "soon", "--", "true"], "'soon'"),
+        (["run", "x", "--fair", "--queue-lease", "-2", "--", "true"], "'-2'"),
+        (["run", "x", "--queue-lease", "1", "--", "true"], "needs --fair"),
+        (["run", "x", "--fairly", "--", "true"], "--fairly"),
         (["status"], "NAME"),
         (["status", ""], "name must not be empty"),
         (["frobnicate"], "frobnicate"),
@@ -563,6 +700,11 @@ def test_bad_usage_as_a_process() -> None:
     assert done.returncode == 64
     assert "-E/--conflict-exit-code" in done.stderr
     assert "999" in done.stderr
+    for args in (["--fair", "--queue-lease", "0"], ["--queue-lease", "5"]):
+        url = f"redis://127.0.0.1:{free_port()}/0"
+        done = run_cli("--cluster", "--url", url, "run", "x", *args, "--", "true")
+        assert done.returncode == 64, done.stderr
+        assert "--queue-lease" in done.stderr
 
 
 def test_unreachable_server_exits_69(capsys: pytest.CaptureFixture[str]) -> None:
@@ -704,4 +846,34 @@ def test_cluster(cluster_deployment: RedisClusterDeployment, name: str) -> None:
         for lock in locks[1:]:
             lock.release()
     finally:
+        conn.close()
+
+
+def test_cluster_fair(cluster_deployment: RedisClusterDeployment, name: str) -> None:
+    """With ``--cluster``: ``run --fair`` takes a fair lock, and ``status`` counts its fair waiters by the slot's clock."""
+    host, port = cluster_deployment.startup_nodes[0]
+    url = f"redis://{host}:{port}"
+    conn: redis.cluster.RedisCluster = cluster_deployment.client()
+    holder = redis_lock.Lock(conn, name, expire=30, fair=True)
+    waiter = redis_lock.Lock(conn, name, expire=30, fair=True)
+    results: list[bool] = []
+    thread = threading.Thread(target=lambda: results.append(waiter.acquire(timeout=20)))
+    try:
+        assert holder.acquire(blocking=False)
+        thread.start()
+        wait_until(lambda: conn.zcard("lock-queue:" + hash_tag(name)) == 1, "the waiter to queue")
+        done = cli(url, "--cluster", "status", name, "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["queued"] == 1
+        holder.release()
+        thread.join(timeout=20)
+        assert results == [True]
+        done = cli(url, "--cluster", "run", name, "--fair", "-w", "0.2", "--", *python("pass"))
+        assert done.returncode == 1, done.stderr
+        waiter.release()
+        done = cli(url, "--cluster", "run", name, "--fair", "-n", "--", *python("print('ran')"))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout == "ran\n"
+    finally:
+        thread.join(timeout=20)
         conn.close()

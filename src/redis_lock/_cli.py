@@ -20,6 +20,10 @@ How ``run`` keeps its promises:
 * while the command runs, this process polls :attr:`Lock.lost` every 100 ms (no
   Redis traffic: renewal records the loss); on a loss the command's group gets
   SIGTERM, then SIGKILL after ``--kill-after`` seconds, and the exit code is 70.
+* with ``--fair`` the wait is one ``acquire`` call, not chunks: each call has
+  its own place in the queue. A signal raises :class:`WaitInterrupted` into it,
+  and the library leaves the queue; ``--verbose`` reports from a thread, with
+  the place found by the lock's id (:class:`FairQueue`).
 
 Only the standard library and the redis-py synchronous client are used. This
 module is POSIX only (process groups, ``os.killpg``).
@@ -55,9 +59,9 @@ from redis.exceptions import (
 )
 
 from . import __version__
-from ._core import MAX_SECONDS
+from ._core import DEFAULT_QUEUE_LEASE, MAX_SECONDS, MIN_QUEUE_LEASE, is_array
 from ._exceptions import InvalidArgument, NotAcquired, RedisLockError
-from ._keys import LOCK_PREFIX, fence_key, keys_for
+from ._keys import LOCK_PREFIX, fair_keys, fence_key, keys_for
 from ._sync import Lock, reset_all
 
 if TYPE_CHECKING:
@@ -245,6 +249,14 @@ def expire_seconds(text: str) -> float:
     return value
 
 
+def queue_lease_seconds(text: str) -> float:
+    """``--queue-lease``: the fair queue's lease, from 0.03 seconds (as ``Lock(queue_lease=...)``)."""
+    value = _number(text)
+    if value < MIN_QUEUE_LEASE:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_QUEUE_LEASE} seconds, not {text!r}")
+    return value
+
+
 def exit_code(text: str) -> int:
     """``-E``: an exit status, 0 to 255."""
     try:
@@ -299,7 +311,10 @@ def build_parser() -> ArgumentParser:
         parents=[common],
         allow_abbrev=False,
         help="run a command while holding a lock",
-        usage="redis-lock run NAME [-w SECS | -n] [-e EXPIRE] [-E CODE] [--fencing] [--kill-after SECS] -- CMD ...",
+        usage=(
+            "redis-lock run NAME [-w SECS | -n] [-e EXPIRE] [-E CODE] [--fencing] [--fair [--queue-lease SECS]] "
+            "[--kill-after SECS] -- CMD ..."
+        ),
         description=(
             "Wait for the lock NAME, run CMD while keeping the lock renewed, then release it. Exits with "
             "CMD's status (128+N if it died of signal N), 1 (or -E) if the lock stays busy, 70 if the lock "
@@ -337,6 +352,20 @@ def build_parser() -> ArgumentParser:
         "--fencing",
         action="store_true",
         help="mint a fencing token: $REDIS_LOCK_FENCING_TOKEN in CMD's environment",
+    )
+    run.add_argument(
+        "--fair",
+        action="store_true",
+        help="first come, first served: wait in the lock's queue, in arrival order (Lock(fair=True))",
+    )
+    run.add_argument(
+        "--queue-lease",
+        type=queue_lease_seconds,
+        metavar="SECS",
+        help=(
+            "with --fair: how long a waiter that died holds up the queue "
+            f"(at least {MIN_QUEUE_LEASE:g}; default {DEFAULT_QUEUE_LEASE:g})"
+        ),
     )
     run.add_argument(
         "--kill-after",
@@ -426,6 +455,12 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
         if not command:
             raise UsageError("missing the command to run after '--'", run_usage)
         options.command = command
+        if options.queue_lease is not None and not options.fair:
+            raise UsageError(
+                f"argument --queue-lease: needs --fair (it bounds how long a dead waiter holds up the fair "
+                f"queue): {options.queue_lease:g}",
+                run_usage,
+            )
         if options.wait == 0:
             options.nonblock = True
     return options
@@ -541,16 +576,111 @@ def name_of(key: str, *, cluster: bool) -> str:
     return "".join(name)
 
 
-def _lock_info(client: Client, key: str, name: str, *, show_id: bool) -> dict[str, object] | None:
+def _lock_info(
+    client: Client, key: str, name: str, *, show_id: bool, cluster: bool
+) -> dict[str, object] | None:
     """What ``status``/``list`` print about one lock key; None if the key does not exist."""
     pttl = _integer(client.pttl(key))
     if pttl is None or pttl == -2:
         return None
     info: dict[str, object] = {"name": name, "key": key, "ttl": _ttl_seconds(pttl)}
     info["fencing_token"] = _integer(client.get(fence_key(key)))
+    info["queued"] = FairQueue(client, key, cluster=cluster).waiting()
     if show_id:
         info["id"] = _text(client.get(key))
     return info
+
+
+class _SlotClock(Protocol):
+    """What :func:`_server_ms` needs of a cluster client: its nodes by key, and TIME sent to one of them."""
+
+    def get_node_from_key(self, key: str) -> object: ...
+
+    def time(self, *, target_nodes: object) -> object: ...
+
+
+class _QueueReader(Protocol):
+    """The two reads of :class:`FairQueue` whose redis-py signatures are partly untyped."""
+
+    def zrange(self, name: str, start: int, end: int) -> object: ...
+
+    def time(self) -> object: ...
+
+
+def _server_ms(client: Client, key: str, *, cluster: bool) -> int | None:
+    """The server's clock (TIME) in ms, from the node that serves ``key`` on a cluster; None if unreadable."""
+    reply = _slot_time(client, key) if cluster and not isinstance(client, redis.Redis) else _time(client)
+    if not is_array(reply) or len(reply) != 2:
+        return None
+    seconds, micros = (_integer(part) for part in (reply[0], reply[1]))
+    return None if seconds is None or micros is None else seconds * 1000 + micros // 1000
+
+
+def _time(client: _QueueReader) -> object:
+    return client.time()
+
+
+def _tokens(client: _QueueReader, key: str) -> list[str | None]:
+    """A fair queue's tokens in arrival order (``ZRANGE key 0 -1``)."""
+    reply = client.zrange(key, 0, -1)
+    return [_text(token) for token in reply] if is_array(reply) else []
+
+
+def _slot_time(client: _SlotClock, key: str) -> object:
+    return client.time(target_nodes=client.get_node_from_key(key))
+
+
+class FairQueue:
+    """A read-only view of a fair lock's queue (see ``lua/fair.lua``): who waits, in arrival order.
+
+    ``lock-queue:NAME`` orders the waiting calls' tokens by ticket; ``lock-queued:NAME``
+    holds each token's ``<lease end ms>|<expire>|<fencing>|<owner id>`` (and the field
+    ``""``, a hand-off in progress). A place whose lease ended on the server's clock
+    belongs to a waiter that died: the scripts skip it, so it is not counted. The
+    reads are not atomic (a status line, not a decision), and cost O(waiters).
+    """
+
+    def __init__(self, client: Client, lock_key: str, *, cluster: bool) -> None:
+        self.client = client
+        self.lock_key = lock_key
+        self.cluster = cluster
+        self.queue_key, self.waiters_key, _ = fair_keys(lock_key)
+
+    def _leases(self) -> dict[str, tuple[int, str]]:
+        """Each queued token's lease end (server ms) and owner id."""
+        found: dict[str, tuple[int, str]] = {}
+        for field, value in self.client.hgetall(self.waiters_key).items():
+            token, text = _text(field), _text(value)
+            if not token or text is None:  # "": the hand-off marker, not a waiter
+                continue
+            lease, _, rest = text.partition("|")
+            owner = rest.split("|", 2)[-1]
+            if lease.isdigit() and rest.count("|") >= 2:
+                found[token] = (int(lease), owner)
+        return found
+
+    def _live(self) -> dict[str, tuple[int, str]]:
+        leases = self._leases()
+        if not leases:
+            return leases
+        now = _server_ms(self.client, self.waiters_key, cluster=self.cluster)
+        return leases if now is None else {token: entry for token, entry in leases.items() if entry[0] > now}
+
+    def waiting(self) -> int:
+        """How many live fair waiters the queue holds (0 for a lock without fair waiters)."""
+        return len(self._live())
+
+    def position(self, lock_id: str) -> tuple[int | None, int]:
+        """The place (1: next) of the waiter whose lock has ``lock_id``, None if not queued; and the live count."""
+        live = self._live()
+        ahead = 0
+        for token in _tokens(self.client, self.queue_key):
+            if token is None or token not in live:
+                continue
+            if live[token][1] == lock_id:
+                return ahead + 1, len(live)
+            ahead += 1
+        return None, len(live)
 
 
 class _Scanner(Protocol):
@@ -585,10 +715,11 @@ def command_status(options: argparse.Namespace, client: Client, out: Output, *, 
     name: str = options.name
     Lock(client, name)  # validates the name before any Redis call
     key = keys_for(name, cluster=cluster)[0]
-    found = _lock_info(client, key, name, show_id=options.show_id)
+    found = _lock_info(client, key, name, show_id=options.show_id, cluster=cluster)
     held = found is not None
     if found is None:
         found = {"name": name, "key": key, "ttl": None, "fencing_token": _integer(client.get(fence_key(key)))}
+        found["queued"] = FairQueue(client, key, cluster=cluster).waiting()
         if options.show_id:
             found["id"] = None
     info: dict[str, object] = {"name": name, "key": key, "held": held}
@@ -604,6 +735,7 @@ def command_status(options: argparse.Namespace, client: Client, out: Output, *, 
         out.out(f"ttl: {_describe_ttl(ttl if isinstance(ttl, float) else None)}")
     token = info["fencing_token"]
     out.out(f"fencing token: {'none' if token is None else token}")
+    out.out(f"queued: {info['queued']}")
     if options.show_id:
         out.out(f"id: {info['id'] or 'none'}")
     return EX_OK if held else 1
@@ -613,7 +745,7 @@ def command_list(options: argparse.Namespace, client: Client, out: Output, *, cl
     """``list``: every held lock, sorted by name."""
     locks: list[dict[str, object]] = []
     for name, key in scan_locks(client, options.match, cluster=cluster):
-        info = _lock_info(client, key, name, show_id=options.show_id)
+        info = _lock_info(client, key, name, show_id=options.show_id, cluster=cluster)
         if info is not None:
             locks.append(info)
     if options.json:
@@ -666,12 +798,26 @@ def command_reset_all(options: argparse.Namespace, client: Client, out: Output, 
 # -- run ----------------------------------------------------------------------------------
 
 
+class WaitInterrupted(Exception):
+    """Raised by the signal handler into a fair wait (``--fair``), which then leaves the queue.
+
+    An :class:`Exception`, not a :class:`BaseException`: the library throws it into
+    its acquire steps, which run fair.lua's cancel before it propagates (the place
+    is left, and a lock handed to this call meanwhile goes to the next waiter).
+    """
+
+
 class Signals:
-    """SIGINT, SIGTERM and SIGHUP: remembered, and sent on to the child's process group once it exists."""
+    """SIGINT, SIGTERM and SIGHUP: remembered, and sent on to the child's process group once it exists.
+
+    While ``interrupting`` is set (a fair wait, which is one ``acquire`` call), the
+    first signal also raises :class:`WaitInterrupted` in the main thread, once.
+    """
 
     def __init__(self) -> None:
         self.received: list[int] = []
         self.child_group: int | None = None
+        self.interrupting = False
         self._previous: dict[int, object] = {}
 
     def __enter__(self) -> Signals:
@@ -691,6 +837,9 @@ class Signals:
         self.received.append(number)
         if self.child_group is not None:
             _kill_group(self.child_group, number)
+        elif self.interrupting:
+            self.interrupting = False
+            raise WaitInterrupted(number)
 
     def attach(self, group: int) -> None:
         """Forward from now on to ``group``, and forward what arrived while it was being started."""
@@ -734,12 +883,28 @@ def _parent_death_signal() -> Callable[[], None] | None:
     return set_death_signal
 
 
+def _holder_state(client: Client, key: str) -> str:
+    """The holder's side of a ``--verbose`` status line."""
+    pttl = _integer(client.pttl(key))
+    if pttl == -2:
+        return "the lock was just released"
+    if pttl is None or pttl < 0:
+        return "the holder's lock has no expiry"
+    return f"the holder's lock expires in {pttl / 1000:.1f} s"
+
+
 def _wait_for_lock(
     lock: Lock, key: str, options: argparse.Namespace, client: Client, out: Output, signals: Signals
 ) -> bool:
-    """Acquire, within ``-w``/``-n``; in chunks of at most a second, reporting (``-v``) and watching signals between them."""
+    """Acquire, within ``-w``/``-n``; in chunks of at most a second, reporting (``-v``) and watching signals between them.
+
+    A fair lock waits in one ``acquire`` call instead (:func:`_wait_in_queue`):
+    each call queues with a token of its own, so chunks would lose the place.
+    """
     if options.nonblock:
         return lock.acquire(blocking=False)
+    if options.fair:
+        return _wait_in_queue(lock, key, options, client, out, signals)
     started = time.monotonic()
     deadline = None if options.wait is None else started + options.wait
     while not signals.received:
@@ -750,25 +915,89 @@ def _wait_for_lock(
         if lock.acquire(timeout=min(WAIT_CHUNK, remaining)):
             return True
         if options.verbose and not signals.received:
-            pttl = _integer(client.pttl(key))
-            holder = (
-                "the lock was just released"
-                if pttl == -2
-                else "the holder's lock has no expiry"
-                if pttl is None or pttl < 0
-                else f"the holder's lock expires in {pttl / 1000:.1f} s"
-            )
             limit = "" if options.wait is None else f" of {options.wait:g} s"
             out.status(
-                f"waiting for {options.name!r}: {time.monotonic() - started:.1f} s{limit} so far; {holder}"
+                f"waiting for {options.name!r}: {time.monotonic() - started:.1f} s{limit} so far; "
+                f"{_holder_state(client, key)}"
             )
     return False
+
+
+def _wait_in_queue(
+    lock: Lock, key: str, options: argparse.Namespace, client: Client, out: Output, signals: Signals
+) -> bool:
+    """A fair wait: one ``acquire`` call for the whole ``-w`` (the call's place in the queue is its own).
+
+    A signal raises :class:`WaitInterrupted` into it; the library then leaves the
+    queue. The lock may have been taken just before the signal landed: it is
+    released (fair.lua's release acts only for this lock's id, and hands it on).
+    With ``--verbose`` a thread prints the status line every second, with this
+    waiter's place in the queue (:meth:`FairQueue.position`).
+    """
+    stop = threading.Event()
+    reporter = None
+    if options.verbose:
+        reporter = threading.Thread(
+            target=_report_queue,
+            args=(lock, key, options, client, out, stop),
+            name="redis-lock status",
+            daemon=True,
+        )
+        reporter.start()
+    try:
+        signals.interrupting = True
+        try:
+            if signals.received:  # arrived before the wait could be interrupted
+                return False
+            return lock.acquire(timeout=options.wait)
+        finally:
+            signals.interrupting = False
+    except WaitInterrupted:
+        _release_quietly(lock)
+        return False
+    finally:
+        stop.set()
+        if reporter is not None:
+            reporter.join()
+
+
+def _report_queue(
+    lock: Lock, key: str, options: argparse.Namespace, client: Client, out: Output, stop: threading.Event
+) -> None:
+    """``--verbose`` for a fair wait: every second, the time waited, the place in the queue, the holder's expiry."""
+    started = time.monotonic()
+    queue = FairQueue(client, key, cluster=options.cluster)
+    limit = "" if options.wait is None else f" of {options.wait:g} s"
+    while not stop.wait(WAIT_CHUNK):
+        try:
+            place, waiting = queue.position(lock.id)
+            holder = _holder_state(client, key)
+        except (redis.RedisError, RedisClusterException):
+            continue  # a status line is best effort: the wait itself reports what matters
+        where = "not in the queue" if place is None else f"{_ordinal(place)} in the queue of {waiting}"
+        if not stop.is_set():
+            out.status(
+                f"waiting for {options.name!r}: {time.monotonic() - started:.1f} s{limit} so far; {where}; {holder}"
+            )
+
+
+def _ordinal(number: int) -> str:
+    suffix = "th" if 10 <= number % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(number % 10, "th")
+    return f"{number}{suffix}"
 
 
 def command_run(options: argparse.Namespace, client: Client, out: Output, *, cluster: bool) -> int:
     """``run NAME -- CMD``: see the module docstring."""
     name: str = options.name
-    lock = Lock(client, name, expire=options.expire, auto_renewal=True, fencing=options.fencing)
+    lock = Lock(
+        client,
+        name,
+        expire=options.expire,
+        auto_renewal=True,
+        fencing=options.fencing,
+        fair=options.fair,
+        queue_lease=options.queue_lease,
+    )
     key = keys_for(name, cluster=cluster)[0]
     with Signals() as signals:
         started = time.monotonic()
