@@ -26,7 +26,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tests.property.conftest  # noqa: F401 (registers and loads the HYPOTHESIS_PROFILE profile)
-from redis_lock import AsyncLock, Lock, _clients, _core, _engine, _keys, _local, _lockcore, _renewal
+from redis_lock import AsyncLock, Lock, _clients, _core, _engine, _holdcore, _keys, _local, _lockcore, _renewal
 from redis_lock._engine import Call, Collect, Steps
 from redis_lock._exceptions import AlreadyAcquired, NotAcquired, NotExpirable, NotReplicated
 from redis_lock._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, WAKE, run, run_pipelined
@@ -62,7 +62,7 @@ class FakeClock:
 
 def install_clock(mp: pytest.MonkeyPatch, clock: FakeClock) -> None:
     """Make the library read ``clock`` (the waits themselves are played by :class:`FakeHub`)."""
-    for module in (_lockcore, _local, _renewal):
+    for module in (_holdcore, _lockcore, _local, _renewal):
         mp.setattr(module, "mod_time", clock)
 
 
@@ -270,7 +270,7 @@ class TaskSignal(FakeSignal):
 class FakeHub:
     """A real :class:`~redis_lock._waiting.Hub` whose loop never starts: each wait plays a queued outcome.
 
-    Installed in place of ``_lockcore.enlist``; the hub is built at the first
+    Installed in place of ``_holdcore.enlist``; the hub is built at the first
     enlist and kept for the test. ``"signal"`` is what the loop does when its
     BLPOP pops a signal (plan, then deliver), without the clock moving;
     ``"time"`` moves the clock to the wait's end; an exception fails the hub, as
@@ -342,7 +342,7 @@ class FakeHub:
 def install_hub(mp: pytest.MonkeyPatch, clock: FakeClock) -> FakeHub:
     """Make the lock's waiters enlist in a :class:`FakeHub` on ``clock``."""
     fake = FakeHub(clock)
-    mp.setattr(_lockcore, "enlist", fake.enlist)
+    mp.setattr(_holdcore, "enlist", fake.enlist)
     return fake
 
 

@@ -78,7 +78,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 @pytest.fixture
 def hub(monkeypatch: pytest.MonkeyPatch, clock: FakeClock) -> FairHub:
     fake = FairHub(clock)
-    monkeypatch.setattr("redis_lock._lockcore.enlist", fake.enlist)
+    monkeypatch.setattr("redis_lock._holdcore.enlist", fake.enlist)
     return fake
 
 

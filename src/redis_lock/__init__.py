@@ -5,8 +5,12 @@ This file is the public facade; the implementation lives in private modules:
 - ``_engine``: the engine's effects (call, pipeline, sleep, ...) and the two
   drivers, ``drive`` (sync) and ``drive_async``, that perform them:
   every operation is written once, as steps that yield effects;
-- ``_lockcore``: the lock written once: its state and the steps of acquire,
-  release, extend, reset, the queries and ``reset_all``;
+- ``_holdcore``: what a lock and a semaphore share, written once: the local
+  gate, the acquire loop (try, wait through the hub, try again), the hold's
+  lease and renewal, the release and the ``with`` block's exit;
+- ``_lockcore``: the lock written once: its state and the steps of acquire
+  (both modes: the usual one and fair mode's queue), release, extend, reset,
+  the queries and ``reset_all``;
 - ``_core``: every decision, with no I/O (validation, ids, waits, leases,
   script replies to results or exceptions), shared by both flavours;
 - ``_keys``: key names and Redis Cluster hash slots;

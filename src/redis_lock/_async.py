@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from . import _core, _engine, _local, _renewal
 from ._core import logger_for_refresh_exit, logger_for_refresh_shutdown
+from ._holdcore import HoldCore
 from ._lockcore import LockCore, reset_all_steps, shared_doc
 from ._sync import Lock
 
@@ -24,10 +25,71 @@ if TYPE_CHECKING:
 
     from .typing import AsyncRedisClient
 
-__all__ = ["AsyncLock", "async_reset_all"]
+__all__ = ["AsyncHold", "AsyncLock", "async_reset_all"]
 
 
-class AsyncLock(LockCore["AsyncRedisClient"]):
+class AsyncHold(HoldCore["AsyncRedisClient"]):
+    """What an asyncio lock and semaphore share: tasks take turns at a task gate, and the client's
+    renewal task on the running loop renews the hold.
+
+    One task per (event loop, client) renews all of that client's locks and
+    semaphores on the loop, pipelining the extends that fall due together (see
+    ``_renewal``). The 4.x log messages are emitted per lock, at the same moments
+    as when each lock had a task of its own.
+    """
+
+    #: Not a task since 5.0: a future done once this object's renewal (by its loop's
+    #: and client's scheduler task) has ended; None when it is not being renewed.
+    _lock_renewal_task: asyncio.Future[None] | None = None
+    _lock_renewal: _renewal.AsyncRenewal | None = None
+
+    _flavour = "async"
+
+    @property
+    def _renewing(self) -> bool:
+        return self._lock_renewal is not None
+
+    def _new_gate(self) -> _local.TaskGate:
+        return _local.TaskGate()
+
+    async def extend(self, expire: float | None = None) -> None:  # pragma: no cover - overridden by each kind
+        raise NotImplementedError
+
+    async def _renew(self) -> None:
+        await self.extend(expire=self._options.expire)
+
+    def _start_lock_renewer(self) -> None:
+        interval, pipelined = self._renewal_plan(self._public)
+        renewal = _renewal.renew_async(self, self._lease, interval, pipelined=pipelined)
+        self._lock_renewal = renewal
+        self._lock_renewal_task = renewal.future
+
+    def _drop_renewal(self) -> None:
+        self._cancel_lock_renewer()
+
+    def _cancel_lock_renewer(self) -> _renewal.AsyncRenewal | None:
+        """End this object's renewal without waiting. Returns its entry if it was still running."""
+        renewal = self._lock_renewal
+        self._lock_renewal = self._lock_renewal_task = None
+        if renewal is None or not renewal.is_alive():
+            return None
+        logger_for_refresh_shutdown.debug(
+            "Signaling renewal thread for %s(%r) to exit.", self._kind, self._name
+        )
+        renewal.stop()
+        return renewal
+
+    async def _stop_renewal(self, until: float) -> None:
+        renewal = self._cancel_lock_renewer()
+        if renewal is None:
+            return
+        # Waits for an extend in flight, so none lands after the release
+        # (but not past the lease: then no extend can save it any more).
+        await renewal.wait_stopped(until=until)
+        logger_for_refresh_exit.debug("Renewal thread for %s(%r) exited.", self._kind, self._name)
+
+
+class AsyncLock(LockCore["AsyncRedisClient"], AsyncHold, public=True):
     """A distributed lock on Redis for asyncio: the twin of :class:`~redis_lock.Lock`.
 
     Same keys, scripts, arguments, exceptions and log messages as :class:`~redis_lock.Lock`,
@@ -70,19 +132,6 @@ class AsyncLock(LockCore["AsyncRedisClient"]):
     """
 
     _lock_renewal_interval: float | None
-    #: Not a task since 5.0: a future done once this lock's renewal (by its loop's
-    #: and client's scheduler task) has ended; None when the lock is not being renewed.
-    _lock_renewal_task: asyncio.Future[None] | None = None
-    _lock_renewal: _renewal.AsyncRenewal | None = None
-
-    _flavour = "async"
-
-    @property
-    def _renewing(self) -> bool:
-        return self._lock_renewal is not None
-
-    def _new_gate(self) -> _local.TaskGate:
-        return _local.TaskGate()
 
     async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         return await _engine.drive_async(self._client, self._acquire_steps(blocking, timeout), self)
@@ -117,44 +166,6 @@ class AsyncLock(LockCore["AsyncRedisClient"]):
         traceback: TracebackType | None,
     ) -> None:
         await _engine.drive_async(self._client, self._exit_steps(exc_value), self)
-
-    # -- auto-renewal ------------------------------------------------------------
-    #
-    # One task per (event loop, client) renews all of that client's locks on the
-    # loop, pipelining the extends that fall due together (see ``_renewal``).
-    # The 4.x log messages are emitted per lock, at the same moments as when
-    # each lock had a task of its own.
-
-    async def _renew(self) -> None:
-        await self.extend(expire=self._expire)
-
-    def _start_lock_renewer(self) -> None:
-        interval, pipelined = self._renewal_plan(AsyncLock)
-        renewal = _renewal.renew_async(self, self._lease, interval, pipelined=pipelined)
-        self._lock_renewal = renewal
-        self._lock_renewal_task = renewal.future
-
-    def _drop_renewal(self) -> None:
-        self._cancel_lock_renewer()
-
-    def _cancel_lock_renewer(self) -> _renewal.AsyncRenewal | None:
-        """End this lock's renewal without waiting. Returns its entry if it was still running."""
-        renewal = self._lock_renewal
-        self._lock_renewal = self._lock_renewal_task = None
-        if renewal is None or not renewal.is_alive():
-            return None
-        logger_for_refresh_shutdown.debug("Signaling renewal thread for Lock(%r) to exit.", self._name)
-        renewal.stop()
-        return renewal
-
-    async def _stop_renewal(self, until: float) -> None:
-        renewal = self._cancel_lock_renewer()
-        if renewal is None:
-            return
-        # Waits for an extend of this lock in flight, so none lands after the release
-        # (but not past the lease: then no extend can save it any more).
-        await renewal.wait_stopped(until=until)
-        logger_for_refresh_exit.debug("Renewal thread for Lock(%r) exited.", self._name)
 
 
 AsyncLock.__doc__ = shared_doc(AsyncLock.__doc__)

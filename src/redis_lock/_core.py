@@ -1394,9 +1394,9 @@ def enter_error(lock_key: str, *, blocking: bool, timeout: float | None) -> NotA
     return NotAcquired(busy) if not blocking else AcquireTimeout(busy)
 
 
-def exit_release_failed_note(lock_key: str, release_error: BaseException) -> str:
-    """The note added to a ``with`` body's exception when releasing the lock then failed."""
-    return f"While propagating this, releasing Lock({lock_key}) failed: {release_error!r}"
+def exit_release_failed_note(title: str, release_error: BaseException) -> str:
+    """The note added to a ``with`` body's exception when releasing (``title``: ``Lock(lock:x)``...) then failed."""
+    return f"While propagating this, releasing {title} failed: {release_error!r}"
 
 
 # ---------------------------------------------------------------------------

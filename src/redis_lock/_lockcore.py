@@ -14,24 +14,23 @@ from __future__ import annotations
 
 import functools
 import os
-import sys
 import time as mod_time
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar
 
 from . import _clients, _core, _keys
-from ._core import logger_for_acquire, logger_for_refresh_start, logger_for_release
-from ._engine import Call, Collect, Detach, EnterGate, Guarded, Host, Steps, StopRenewal
+from ._core import logger_for_acquire
+from ._engine import Call, Collect, Steps, StopRenewal
 from ._exceptions import RedisLockError
+from ._holdcore import HoldCore, Tries
 from ._scripts import ACQUIRE, EXTEND, FAIR, RESET, RESET_ALL, UNLOCK, run, run_then_wait
-from ._waiting import Entry, Hub, enlist, leave_steps, sleep_steps
-from .hooks import LockObserver, notify
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from typing_extensions import Self
 
-    from ._local import Ticket
+    from ._exceptions import LockLost
+    from .hooks import LockObserver
 
 __all__ = ["LockCore", "reset_all_steps", "shared_doc"]
 
@@ -96,17 +95,14 @@ def shared_doc(doc: str | None) -> str:
 C = TypeVar("C")
 
 
-class LockCore(Host, Generic[C]):
+class LockCore(HoldCore[C]):
     """State and steps shared by ``Lock`` and ``AsyncLock`` (see the module docstring).
 
     ``C`` is the client type: ``Lock`` is a ``LockCore[RedisClient]``, ``AsyncLock``
     a ``LockCore[AsyncRedisClient]``, so a checker rejects the other flavour's client.
     """
 
-    _lock_renewal_interval: float | None
-
-    #: "sync" or "async": which clients the constructor accepts.
-    _flavour: ClassVar[str]
+    _kind = "Lock"
 
     def __init__(
         self,
@@ -241,104 +237,7 @@ class LockCore(Host, Generic[C]):
         """
         return self._fencing_token
 
-    @property
-    def lost(self) -> bool:
-        """True once auto-renewal failed to keep the lock (its lease ran out, or another client took it).
-
-        :meth:`release` then raises :class:`~redis_lock.LockLost`; a new
-        :meth:`acquire` clears the flag.
-
-        It turns True when the lease of the last confirmed renewal runs out, whatever
-        the renewal's I/O is doing (for example waiting in the client's own retries
-        behind a network partition), and stays True until the next acquire, or
-        until :meth:`release` (which raises :class:`~redis_lock.LockLost` for it).
-
-        .. versionadded:: 5.0
-        """
-        if self._lease.lost is None and _core.lease_lost(
-            self._lease.renewed, self._lease.deadline, mod_time.monotonic()
-        ):
-            self._lease.lost = _core.lease_ran_out(self._name, self._lease.failure)
-        return self._lease.lost is not None
-
-    # -- renewal hooks, one per flavour ---------------------------------------------
-
-    @property
-    def _gate(self) -> Any:
-        """Which thread or task holds this object (see ``_local``): one at a time.
-
-        Made on first use (most lock objects are built, used once and dropped);
-        ``dict.setdefault`` keeps one gate even when two threads make it at once.
-        """
-        gate = self.__dict__.get("_gate_object")
-        if gate is None:
-            gate = self.__dict__.setdefault("_gate_object", self._new_gate())
-        return gate
-
-    @property
-    def _renewing(self) -> bool:  # pragma: no cover - overridden by Lock and AsyncLock
-        """Whether this object has a renewal to stop (the 4.x test before ``_stop_lock_renewer``)."""
-        raise NotImplementedError
-
-    def _new_gate(self) -> Any:  # pragma: no cover - overridden by Lock and AsyncLock
-        """A new local gate: a ThreadGate, or a TaskGate."""
-        raise NotImplementedError
-
-    def _drop_renewal(self) -> None:  # pragma: no cover - overridden by Lock and AsyncLock
-        """End this lock's renewal at once, without waiting (no I/O, no suspension)."""
-        raise NotImplementedError
-
-    def _start_lock_renewer(self) -> None:  # pragma: no cover - overridden by Lock and AsyncLock
-        raise NotImplementedError
-
-    def _renewal_plan(self, flavour_class: type) -> tuple[float, bool]:
-        """The renewal interval, and whether this lock's extends may be pipelined (4.x log line included).
-
-        A subclass that overrides ``extend`` or ``_renew`` is renewed through them, one call per lock, as 4.x did.
-        """
-        interval = _core.check_renewal_interval(self._lock_renewal_interval)
-        assert interval is not None
-        logger_for_refresh_start.debug(
-            "Starting renewal thread for Lock(%r). Refresh interval: %s seconds.", self._name, interval
-        )
-        cls = type(self)
-        own = all(getattr(cls, name) is getattr(flavour_class, name) for name in ("extend", "_renew"))
-        return interval, own
-
     # -- acquire ---------------------------------------------------------------------
-
-    def _acquire_steps(self, blocking: object, timeout: object) -> Steps[bool]:
-        request = self._prepare_acquire(blocking, timeout)
-        logger_for_acquire.debug("Acquiring Lock(%r) ...", self._name)
-        ticket: Ticket | None = yield EnterGate(request.blocking, request.deadline)
-        if ticket is None:
-            logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
-            notify(self._lease.observer, "gave_up", self._lease.name, mod_time.monotonic() - request.started)
-            return False
-        again = ticket.held  # this caller holds the object already: Redis decides (see _local)
-        request, self._id, self._id_pid = _core.request_for_pass(
-            request, again=again, generated=self._generated_id, id_pid=self._id_pid, pid=_core.current_pid()
-        )
-        self._lease.id = self._id
-        guards: list[Guarded[object]] = []
-        try:
-            acquired = yield from self._acquire_in_redis(request, guards)
-        except BaseException:
-            if not again:
-                # A cancelled attempt may still be undone in the background (see
-                # _engine.Guarded): the gate stays closed until Redis has answered.
-                leave = functools.partial(self._gate.leave, ticket)
-                guards[-1].when_done(leave) if guards else leave()
-            raise
-        if not acquired:
-            if not again:
-                self._gate.leave(ticket)
-            return False
-        if not self._gate.hold(ticket):
-            # A release from another thread or task started while this holder acquired again.
-            yield from self._unlock_steps()
-            return False
-        return True
 
     def _prepare_acquire(self, blocking: object, timeout: object) -> _core.AcquireRequest:
         return _core.prepare_acquire(
@@ -355,75 +254,16 @@ class LockCore(Host, Generic[C]):
             fence_ttl_ms=self._options.fencing_ttl_ms,
         )
 
-    def _acquire_in_redis(self, request: _core.AcquireRequest, guards: list[Guarded[object]]) -> Steps[bool]:
-        """The acquire loop, run by the caller that passed the gate: try, wait, try again.
-
-        A busy lock is waited for through the client's hub (``_waiting``): this
-        call sleeps locally, and one BLPOP per client watches the signal lists of
-        every lock that has waiters in this process. What a try is, and what a
-        wake-up means, is the :class:`_Tries` of the lock's mode.
-        """
-        tries = self._fair_tries(request) if self._options.fair else self._tries(request)
-        hub: Hub | None = None
-        entry: Entry | None = None
-        interrupted = False
-        try:
-            while True:
-                guard = tries.attempt()
-                guards.append(guard)
-                step = tries.decide((yield guard))
-                if not isinstance(step, _core.WaitPlan):
-                    break
-                if hub is None or entry is None:
-                    notify(self._lease.observer, "wait_started", self._lease.name)
-                    hub, entry = self._enlist(tries.wake)
-                try:
-                    yield from self._sleep(hub, entry, step.until)
-                    # Woken by a signal, or the plan's time came: try again, unless the signal handed the lock over.
-                    if hub.take(entry) and tries.handed(entry.value):
-                        step = True
-                        break
-                except Exception as exc:
-                    # A failover cut the hub's wait short: try again at once, as on a
-                    # wake-up, but never twice in a row (no spinning on a broken wait).
-                    if interrupted or not _core.is_interrupted_wait(exc):
-                        raise
-                    interrupted = True
-                    logger_for_acquire.warning(
-                        "Waiting for Lock(%r) was interrupted (%r); trying again.", self._name, exc
-                    )
-                    continue
-                interrupted = False
-        except GeneratorExit:
-            if hub is not None and entry is not None:
-                hub.leave(entry, acquired=False)  # closed without a driver: only the local hand-over
-            raise
-        except BaseException:
-            if hub is not None and entry is not None:
-                # Cancelled or failed, nothing is held: a signal this call was handed
-                # and did not use goes to the next waiter, here or in another process.
-                yield from self._leave_hub(hub, entry, acquired=False)
-            abort = tries.abort()
-            if abort is not None:
-                yield Detach(abort)
-            raise
-        if hub is not None and entry is not None:
-            yield from self._leave_hub(hub, entry, acquired=step)
-        if not step:
-            logger_for_acquire.warning("Failed to acquire Lock(%r).", self._name)
-            notify(self._lease.observer, "gave_up", self._lease.name, mod_time.monotonic() - request.started)
-            return False
-        # From the reply to the return nothing is yielded, so no cancellation can
-        # land between taking the lock and reporting it.
-        self._record_grant(tries.token, tries.sent, request)
-        return True
-
-    def _tries(self, request: _core.AcquireRequest) -> _Tries:
-        return _Tries(
-            request, self._wait_chunk, self._try_acquire_steps, functools.partial(self._undo_attempt, request)
-        )
-
-    def _fair_tries(self, request: _core.AcquireRequest) -> _FairTries:
+    def _tries(self, request: _core.AcquireRequest) -> Tries:
+        if not self._options.fair:
+            return Tries(
+                request,
+                self._wait_chunk,
+                self._try_acquire_steps,
+                functools.partial(self._undo_attempt, request),
+                wake=self._signal,
+                back=self._name,
+            )
         return _FairTries(
             request,
             self._wait_chunk,
@@ -432,36 +272,6 @@ class LockCore(Host, Generic[C]):
             self._fair_steps,
             self._undo_fair,
             self._cancel_fair_steps,
-        )
-
-    def _record_grant(self, token: int | None, sent: float, request: _core.AcquireRequest) -> None:
-        """The lock was granted (with the fencing ``token``) no earlier than ``sent``: the new hold's state."""
-        logger_for_acquire.info("Acquired Lock(%r).", self._name)
-        self._fencing_token = token
-        self._drop_renewal()
-        lease = self._lease
-        lease.lost = None
-        lease.deadline = _core.lease_end(sent, self._expire, lease.deadline)
-        lease.renewed = _core.renews(self._lock_renewal_interval, self._expire)
-        lease.reported = False
-        max_hold = self._options.max_hold
-        lease.hold_until = None if max_hold is None or not lease.renewed else sent + max_hold
-        if lease.renewed:
-            self._start_lock_renewer()
-        self._acquired_at = now = mod_time.monotonic()
-        notify(lease.observer, "acquired", lease.name, now - request.started)
-
-    def _enlist(self, wake: str | None = None) -> tuple[Hub, Entry]:
-        """Queue this call in its client's hub (its thread's, or its event loop's): on the lock's signal list,
-        or on the fair call's own ``wake`` list."""
-        return enlist(
-            self._flavour,
-            self._client,
-            cluster=self._cluster,
-            chunk=self._wait_chunk,
-            key=self._signal if wake is None else wake,
-            lock_key=self._name if wake is None else None,
-            expire_ms=self._signal_expire,
         )
 
     # -- fair mode -------------------------------------------------------------------
@@ -494,12 +304,6 @@ class LockCore(Host, Generic[C]):
             yield from self._release_undone()
         else:
             yield from self._cancel_fair_steps(request, token)
-
-    def _sleep(self, hub: Hub, entry: Entry, until: float) -> Steps[None]:
-        return sleep_steps(hub, entry, until, cluster=self._cluster)
-
-    def _leave_hub(self, hub: Hub, entry: Entry, *, acquired: bool) -> Steps[None]:
-        return leave_steps(hub, entry, acquired=acquired, cluster=self._cluster)
 
     def _try_acquire_steps(self, request: _core.AcquireRequest) -> Steps[object]:
         """Run acquire.lua once; with ``wait_replicas``, WAIT for the replicas too.
@@ -543,15 +347,24 @@ class LockCore(Host, Generic[C]):
         if _core.takes_lock(reply, request):
             yield from self._release_undone()
 
-    def _release_undone(self) -> Steps[None]:
-        """Release a lock taken by an acquire that was cancelled meanwhile; a failure is logged."""
-        logger_for_release.debug("Releasing Lock(%r).", self._name)
-        try:
-            yield from self._unlock_steps()
-        except Exception as exc:
-            logger_for_release.warning(
-                "Releasing Lock(%r) after a cancelled acquire failed: %r.", self._name, exc
-            )
+    @property
+    def _title(self) -> str:
+        return f"Lock({self._name})"
+
+    def _release_script_steps(self) -> Steps[object]:
+        return self._unlock_steps()
+
+    def _check_release_reply(self, reply: object) -> None:
+        _core.check_unlock_reply(reply, self._name)
+
+    def _lost_error(self) -> LockLost:
+        return _core.lock_lost_error(self._name)
+
+    def _granted(self, token: int | None) -> None:
+        self._fencing_token = token
+
+    def _released(self) -> None:
+        self._fencing_token = None
 
     # -- release, extend, reset -------------------------------------------------------
 
@@ -571,48 +384,6 @@ class LockCore(Host, Generic[C]):
             _core.unlock_args(self._id, self._signal_expire, self._receipt_ttl_ms),
             cluster=self._cluster,
         )
-
-    def _release_steps(self) -> Steps[None]:
-        # Cancelling a release does not abort it (Guarded): renewal is stopped and the
-        # script runs to completion, and only then is the local state cleared.
-        ticket = self._gate.begin_release()
-        yield Guarded(self._release_body(ticket))
-
-    def _release_body(self, ticket: Ticket | None) -> Steps[None]:
-        try:
-            self.lost  # noqa: B018 (latches a lease that ran out, to report it below)
-            if self._renewing:  # as 4.x: stopped only if there is a renewal to stop
-                yield StopRenewal(self._lease.deadline)
-            logger_for_release.debug("Releasing Lock(%r).", self._name)
-            reply = yield from self._unlock_steps()
-            # Redis has answered: only now forget a loss, so that a release that failed
-            # (a connection error) still reports the loss when retried.
-            lost, self._lease.lost = self._lease.lost, None
-            self._fencing_token = None
-        finally:
-            if ticket is not None:
-                self._lease.renewed = False
-                self._gate.leave(ticket)
-        if lost is not None:
-            raise _core.lock_lost_error(self._name) from lost
-        _core.check_unlock_reply(reply, self._name)
-        notify(self._lease.observer, "released", self._lease.name, mod_time.monotonic() - self._acquired_at)
-
-    def _exit_steps(self, exc_value: BaseException | None) -> Steps[None]:
-        """Release at the end of a ``with`` block; a release error must not replace the body's exception."""
-        if exc_value is None:
-            yield from self._release_steps()
-            return
-        try:
-            yield from self._release_steps()
-        except Exception as release_error:
-            logger_for_release.warning(
-                "Releasing Lock(%r) failed while an exception propagated from the with block.",
-                self._name,
-                exc_info=release_error,
-            )
-            if sys.version_info >= (3, 11):
-                exc_value.add_note(_core.exit_release_failed_note(self._name, release_error))
 
     def _extend_steps(self, expire: object) -> Steps[None]:
         seconds = _core.extend_seconds(expire, self._expire)
@@ -647,52 +418,7 @@ class LockCore(Host, Generic[C]):
         return (yield from self._owner_steps()) == self._id
 
 
-class _Tries:
-    """What one try of the acquire loop is, and what its reply and a wake-up mean: the usual mode.
-
-    A try runs acquire.lua (undone in the background if the call is cancelled
-    meanwhile); a wake-up only says "try again". ``sent`` is when the granting
-    try was sent (the lease counts from it) and ``token`` its fencing token.
-    """
-
-    wake: str | None = None
-    sent: float
-    token: int | None
-
-    def __init__(
-        self,
-        request: _core.AcquireRequest,
-        chunk: float,
-        steps: Callable[[_core.AcquireRequest], Steps[object]],
-        undo: Callable[[object], Steps[None]],
-    ) -> None:
-        self.request = request
-        self.chunk = chunk
-        self._steps = steps
-        self._undo = undo
-        self.sent = 0.0
-        self.token = None
-
-    def attempt(self) -> Guarded[object]:
-        self.sent = mod_time.monotonic()
-        return Guarded(self._steps(self.request), self._undo)
-
-    def decide(self, reply: object) -> bool | _core.WaitPlan:
-        step = _core.next_acquire_step(reply, self.request, now=mod_time.monotonic(), chunk=self.chunk)
-        if step is True:
-            self.token = _core.granted_token(reply)
-        return step
-
-    def handed(self, value: object) -> bool:
-        """Whether the element that woke the call handed it the lock: never, in this mode."""
-        return False
-
-    def abort(self) -> Steps[None] | None:
-        """What to send in the background when the call ends by an exception: nothing, in this mode."""
-        return None
-
-
-class _FairTries(_Tries):
+class _FairTries(Tries):
     """Fair mode's tries (``lua/fair.lua``): queue, or take; woken by a hand-off, the call holds the lock.
 
     The call has its own token and wake list (``lock-wake:<name>:<token>``),
@@ -719,9 +445,15 @@ class _FairTries(_Tries):
         self.call = os.urandom(8).hex()
         self._fair_steps = steps
         self._cancel = cancel
-        super().__init__(request, chunk, self._attempt_steps, functools.partial(undo, request, self.call))
+        super().__init__(
+            request,
+            chunk,
+            self._attempt_steps,
+            functools.partial(undo, request, self.call),
+            wake=wake_prefix + self.call,
+            back=None,
+        )
         self.refresh = refresh
-        self.wake = wake_prefix + self.call
         self.queued_at: float = request.started
 
     def _attempt_steps(self, request: _core.AcquireRequest) -> Steps[object]:
@@ -738,14 +470,14 @@ class _FairTries(_Tries):
             self.token = parsed.token
         return step
 
-    def handed(self, value: object) -> bool:
-        handed, token = _core.handed_over(value)
+    def woken(self, signalled: bool, value: object) -> bool:
+        handed, token = _core.handed_over(value) if signalled else (False, None)
         if handed:
             self.token = token
             self.sent = self.queued_at
         return handed
 
-    def abort(self) -> Steps[None] | None:
+    def abort(self, error: BaseException) -> Steps[None] | None:
         return self._cancel(self.request, self.call)
 
 

@@ -62,9 +62,8 @@ from .hooks import notify
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Sequence
 
-    from ._async import AsyncLock
-    from ._semaphore import AsyncSemaphore, Semaphore
-    from ._sync import Lock
+    from ._async import AsyncHold
+    from ._sync import ThreadHold
 
 __all__ = ["AsyncRenewal", "Renewal", "renew", "renew_async"]
 
@@ -77,7 +76,7 @@ PIPELINE_CHUNK: Final = 1000
 #: Per-lock extends (clients without pipelines) an asyncio scheduler runs at once.
 ASYNC_PER_LOCK_CONCURRENCY: Final = 32
 
-_L = TypeVar("_L", "Lock | Semaphore", "AsyncLock | AsyncSemaphore")
+_L = TypeVar("_L", "ThreadHold", "AsyncHold")
 _E = TypeVar("_E", "Renewal", "AsyncRenewal")
 
 #: One renewal attempt's result: the error it raised (None: extended) and, for a
@@ -323,7 +322,7 @@ def _job(entry: _E, unpipelined: set[int]) -> _Job[_E] | None:
     return job
 
 
-def _renew_by_ref(entry: _Entry[Lock | Semaphore]) -> _Result:
+def _renew_by_ref(entry: _Entry[ThreadHold]) -> _Result:
     """Renew ``entry``'s lock with one call of its ``_renew`` (which sets the lease itself)."""
     lock = entry.ref()
     if lock is not None:
@@ -334,7 +333,7 @@ def _renew_by_ref(entry: _Entry[Lock | Semaphore]) -> _Result:
     return None, None  # extended, or collected meanwhile (settling tells)
 
 
-async def _renew_by_ref_async(entry: _Entry[AsyncLock | AsyncSemaphore]) -> _Result:
+async def _renew_by_ref_async(entry: _Entry[AsyncHold]) -> _Result:
     """The asyncio twin of :func:`_renew_by_ref`."""
     lock = entry.ref()
     if lock is not None:
@@ -461,7 +460,7 @@ if hasattr(os, "register_at_fork"):
 
 
 @final
-class Renewal(_Entry["Lock | Semaphore"]):
+class Renewal(_Entry["ThreadHold"]):
     """A :class:`~redis_lock.Lock`'s place in its client's renewal schedule, held in ``_lock_renewal_thread``.
 
     It offers the part of :class:`threading.Thread` that 4.x code used on the
@@ -476,7 +475,7 @@ class Renewal(_Entry["Lock | Semaphore"]):
     def __init__(
         self,
         scheduler: _Scheduler,
-        lock: Lock | Semaphore,
+        lock: ThreadHold,
         lease: _core.Lease,
         interval: float,
         pipelined: bool,
@@ -522,7 +521,7 @@ class Renewal(_Entry["Lock | Semaphore"]):
         scheduler.inbox.put((_WAKE, self))
         return True
 
-    def _collected(self, ref: weakref.ref[Lock | Semaphore]) -> None:
+    def _collected(self, ref: weakref.ref[ThreadHold]) -> None:
         # Any thread, during garbage collection, maybe inside the scheduler's own
         # critical section: SimpleQueue.put is reentrant, a lock would not be.
         self._scheduler.inbox.put((_COLLECTED, self))
@@ -635,7 +634,7 @@ class _Scheduler:
         self.live -= 1
 
 
-def renew(lock: Lock | Semaphore, lease: _core.Lease, interval: float, *, pipelined: bool) -> Renewal:
+def renew(lock: ThreadHold, lease: _core.Lease, interval: float, *, pipelined: bool) -> Renewal:
     """Renew ``lock`` every ``interval`` seconds from its client's scheduler thread, started if needed.
 
     :param pipelined: whether its extends may be pipelined (False: call ``lock._renew()``).
@@ -678,7 +677,7 @@ def _running_loop() -> asyncio.AbstractEventLoop | None:
 
 
 @final
-class AsyncRenewal(_Entry["AsyncLock | AsyncSemaphore"]):
+class AsyncRenewal(_Entry["AsyncHold"]):
     """An :class:`~redis_lock.AsyncLock`'s place in its (event loop, client) renewal schedule.
 
     ``future`` (held in the lock's ``_lock_renewal_task``) is done once this
@@ -690,7 +689,7 @@ class AsyncRenewal(_Entry["AsyncLock | AsyncSemaphore"]):
     def __init__(
         self,
         scheduler: _AsyncScheduler,
-        lock: AsyncLock | AsyncSemaphore,
+        lock: AsyncHold,
         lease: _core.Lease,
         interval: float,
         pipelined: bool,
@@ -729,7 +728,7 @@ class AsyncRenewal(_Entry["AsyncLock | AsyncSemaphore"]):
             # asyncio.wait neither raises the future's outcome nor swallows a cancellation.
             await asyncio.wait((self.future,), timeout=timeout)
 
-    def _collected(self, ref: weakref.ref[AsyncLock | AsyncSemaphore]) -> None:
+    def _collected(self, ref: weakref.ref[AsyncHold]) -> None:
         with contextlib.suppress(RuntimeError):
             self._scheduler.loop.call_soon_threadsafe(self._scheduler.collected, self)
 
@@ -888,9 +887,7 @@ async def _within_leases(jobs: Sequence[_Job[AsyncRenewal]], io: Awaitable[_T]) 
         return None
 
 
-def renew_async(
-    lock: AsyncLock | AsyncSemaphore, lease: _core.Lease, interval: float, *, pipelined: bool
-) -> AsyncRenewal:
+def renew_async(lock: AsyncHold, lease: _core.Lease, interval: float, *, pipelined: bool) -> AsyncRenewal:
     """Renew ``lock`` every ``interval`` seconds from its (running loop, client) scheduler task.
 
     :param pipelined: whether its extends may be pipelined (False: await ``lock._renew()``).

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from . import _core, _engine, _local, _renewal
-from ._core import logger_for_refresh_exit, logger_for_refresh_shutdown
+from . import _core, _engine
+from ._async import AsyncHold
 from ._semcore import SemaphoreCore, reset_all_semaphores_steps, semaphore_doc
+from ._sync import ThreadHold
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
 __all__ = ["AsyncSemaphore", "Semaphore", "async_reset_all_semaphores", "reset_all_semaphores"]
 
 
-class Semaphore(SemaphoreCore["RedisClient"]):
+class Semaphore(SemaphoreCore["RedisClient"], ThreadHold, public=True):
     """A distributed semaphore on Redis: at most ``limit`` holders at once, each holding one permit.
 
     Each object holds at most one permit. A permit is a lease: a member of the
@@ -55,17 +56,6 @@ class Semaphore(SemaphoreCore["RedisClient"]):
 
     .. versionadded:: 5.0
     """
-
-    _renewal_entry: _renewal.Renewal | None = None
-
-    _flavour = "sync"
-
-    @property
-    def _renewing(self) -> bool:
-        return self._renewal_entry is not None
-
-    def _new_gate(self) -> _local.ThreadGate:
-        return _local.ThreadGate()
 
     def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         """Take a permit; with ``blocking``, wait until one is free (or ``timeout`` seconds).
@@ -149,32 +139,11 @@ class Semaphore(SemaphoreCore["RedisClient"]):
     ) -> None:
         _engine.drive(self._client, self._exit_steps(exc_value), self)
 
-    # -- auto-renewal, through the client's renewal thread --------------------------
-
-    def _renew(self) -> None:
-        """Extend once for auto-renewal when the scheduler cannot pipeline this permit's extend."""
-        self.extend(expire=self._options.expire)
-
-    def _start_renewal(self) -> None:
-        interval, pipelined = self._renewal_plan(Semaphore)
-        self._renewal_entry = _renewal.renew(self, self._lease, interval, pipelined=pipelined)
-
-    def _drop_renewal(self) -> None:
-        self._stop_renewal(None)
-
-    def _stop_renewal(self, until: float | None) -> None:
-        renewal, self._renewal_entry = self._renewal_entry, None
-        if renewal is None or not renewal.is_alive():
-            return
-        logger_for_refresh_shutdown.debug("Signaling renewal thread for Semaphore(%r) to exit.", self._name)
-        renewal.stop(until=self._lease.deadline if until is None else until)
-        logger_for_refresh_exit.debug("Renewal thread for Semaphore(%r) exited.", self._name)
-
 
 Semaphore.__doc__ = semaphore_doc(Semaphore.__doc__)
 
 
-class AsyncSemaphore(SemaphoreCore["AsyncRedisClient"]):
+class AsyncSemaphore(SemaphoreCore["AsyncRedisClient"], AsyncHold, public=True):
     """A distributed semaphore on Redis for asyncio: the twin of :class:`~redis_lock.Semaphore`.
 
     Same keys, scripts, arguments and exceptions as :class:`~redis_lock.Semaphore`,
@@ -196,17 +165,6 @@ class AsyncSemaphore(SemaphoreCore["AsyncRedisClient"]):
 
     .. versionadded:: 5.0
     """
-
-    _renewal_entry: _renewal.AsyncRenewal | None = None
-
-    _flavour = "async"
-
-    @property
-    def _renewing(self) -> bool:
-        return self._renewal_entry is not None
-
-    def _new_gate(self) -> _local.TaskGate:
-        return _local.TaskGate()
 
     async def acquire(self, blocking: bool = True, timeout: float | None = None) -> bool:
         return await _engine.drive_async(self._client, self._acquire_steps(blocking, timeout), self)
@@ -245,33 +203,6 @@ class AsyncSemaphore(SemaphoreCore["AsyncRedisClient"]):
     ) -> None:
         await _engine.drive_async(self._client, self._exit_steps(exc_value), self)
 
-    # -- auto-renewal, through the client's renewal task on the running loop ----------
-
-    async def _renew(self) -> None:
-        await self.extend(expire=self._options.expire)
-
-    def _start_renewal(self) -> None:
-        interval, pipelined = self._renewal_plan(AsyncSemaphore)
-        self._renewal_entry = _renewal.renew_async(self, self._lease, interval, pipelined=pipelined)
-
-    def _drop_renewal(self) -> None:
-        self._cancel_renewal()
-
-    def _cancel_renewal(self) -> _renewal.AsyncRenewal | None:
-        renewal, self._renewal_entry = self._renewal_entry, None
-        if renewal is None or not renewal.is_alive():
-            return None
-        logger_for_refresh_shutdown.debug("Signaling renewal thread for Semaphore(%r) to exit.", self._name)
-        renewal.stop()
-        return renewal
-
-    async def _stop_renewal(self, until: float) -> None:
-        renewal = self._cancel_renewal()
-        if renewal is None:
-            return
-        await renewal.wait_stopped(until=until)
-        logger_for_refresh_exit.debug("Renewal thread for Semaphore(%r) exited.", self._name)
-
 
 AsyncSemaphore.__doc__ = semaphore_doc(AsyncSemaphore.__doc__)
 
@@ -285,7 +216,6 @@ for _method in (
     "available",
     "set_limit",
     "reset",
-    "_renew",
 ):
     getattr(AsyncSemaphore, _method).__doc__ = getattr(Semaphore, _method).__doc__
 

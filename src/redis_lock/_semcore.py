@@ -25,14 +25,12 @@ and keeps only its gate (threads or tasks) and its renewal (thread or task).
 from __future__ import annotations
 
 import functools
-import sys
 import time as mod_time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Final, Generic, TypeVar, final
+from typing import TYPE_CHECKING, Final, TypeVar, final
 
 from . import _clients, _core, _keys
-from ._core import logger_for_acquire, logger_for_refresh_start, logger_for_release
-from ._engine import Call, Collect, Detach, EnterGate, Guarded, Host, Steps, StopRenewal
+from ._engine import Call, Collect, Steps, StopRenewal
 from ._exceptions import (
     AcquireTimeout,
     AlreadyAcquired,
@@ -43,6 +41,7 @@ from ._exceptions import (
     NotExpirable,
     RedisLockError,
 )
+from ._holdcore import HoldCore, Tries
 from ._scripts import (
     SEMAPHORE_ACQUIRE,
     SEMAPHORE_EXTEND,
@@ -53,15 +52,13 @@ from ._scripts import (
     SEMAPHORE_SET_LIMIT,
     run,
 )
-from ._waiting import Entry, Hub, enlist, leave_steps, sleep_steps, wakes_steps
-from .hooks import notify
+from ._waiting import wakes_steps
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     from typing_extensions import Self
 
-    from ._local import Ticket
     from .hooks import LockObserver
 
 __all__ = [
@@ -359,11 +356,15 @@ def semaphore_doc(doc: str | None) -> str:
 C = TypeVar("C")
 
 
-class SemaphoreCore(Host, Generic[C]):
-    """State and steps shared by ``Semaphore`` and ``AsyncSemaphore`` (see the module docstring)."""
+class SemaphoreCore(HoldCore[C]):
+    """State and steps shared by ``Semaphore`` and ``AsyncSemaphore`` (see the module docstring).
 
-    #: "sync" or "async": which clients the constructor accepts.
-    _flavour: ClassVar[str]
+    What a semaphore shares with a lock (the gate, the acquire loop, the hold's
+    lease and renewal, the release) is :class:`~redis_lock._holdcore.HoldCore`'s;
+    its tries are :class:`_Tries`.
+    """
+
+    _kind = "Semaphore"
 
     def __init__(
         self,
@@ -405,7 +406,8 @@ class SemaphoreCore(Host, Generic[C]):
         self._generated_id = id is None
         self._id_pid = _core.current_pid()
         self.blocking = self._options.blocking
-        self._renewal_interval = self._options.renewal_interval
+        #: The renewal interval (the name a lock's 4.x subclasses use, shared by HoldCore).
+        self._lock_renewal_interval = self._options.renewal_interval
         self._lease = _core.Lease(
             redis_client,
             self._key,
@@ -436,53 +438,6 @@ class SemaphoreCore(Host, Generic[C]):
         """The limit this object was made with (or last set with :meth:`set_limit`)."""
         return self._limit
 
-    @property
-    def lost(self) -> bool:
-        """True once auto-renewal failed to keep the permit (its lease ran out, or it was reset).
-
-        :meth:`release` then raises :class:`~redis_lock.LockLost`; a new
-        :meth:`acquire` clears the flag.
-        """
-        if self._lease.lost is None and _core.lease_lost(
-            self._lease.renewed, self._lease.deadline, mod_time.monotonic()
-        ):
-            self._lease.lost = _core.lease_ran_out(self._key, self._lease.failure)
-        return self._lease.lost is not None
-
-    # -- what each flavour provides ---------------------------------------------------
-
-    @property
-    def _gate(self) -> Any:
-        """Which thread or task holds this object (see ``_local``): one at a time, made on first use."""
-        gate = self.__dict__.get("_gate_object")
-        if gate is None:
-            gate = self.__dict__.setdefault("_gate_object", self._new_gate())
-        return gate
-
-    @property
-    def _renewing(self) -> bool:  # pragma: no cover - overridden by both flavours
-        raise NotImplementedError
-
-    def _new_gate(self) -> Any:  # pragma: no cover - overridden by both flavours
-        raise NotImplementedError
-
-    def _drop_renewal(self) -> None:  # pragma: no cover - overridden by both flavours
-        raise NotImplementedError
-
-    def _start_renewal(self) -> None:  # pragma: no cover - overridden by both flavours
-        raise NotImplementedError
-
-    def _renewal_plan(self, flavour_class: type) -> tuple[float, bool]:
-        """The renewal interval, and whether this object's extends may be pipelined (not if a subclass overrides them)."""
-        interval = self._renewal_interval
-        assert interval is not None
-        logger_for_refresh_start.debug(
-            "Starting renewal thread for Semaphore(%r). Refresh interval: %s seconds.", self._name, interval
-        )
-        cls = type(self)
-        own = all(getattr(cls, name) is getattr(flavour_class, name) for name in ("extend", "_renew"))
-        return interval, own
-
     def _enter_error(self) -> NotAcquired:
         """The error a ``with`` statement raises when it could not take a permit."""
         timeout = self._options.timeout
@@ -497,43 +452,11 @@ class SemaphoreCore(Host, Generic[C]):
 
     # -- acquire -------------------------------------------------------------------------
 
-    def _acquire_steps(self, blocking: object, timeout: object) -> Steps[bool]:
-        request = self._prepare_acquire(blocking, timeout)
-        logger_for_acquire.debug("Acquiring Semaphore(%r) ...", self._name)
-        ticket: Ticket | None = yield EnterGate(request.blocking, request.deadline)
-        if ticket is None:
-            notify(self._lease.observer, "gave_up", self._name, mod_time.monotonic() - request.started)
-            return False
-        again = ticket.held  # this caller holds the object already: Redis decides (see _local)
-        request, self._id, self._id_pid = _core.request_for_pass(
-            request, again=again, generated=self._generated_id, id_pid=self._id_pid, pid=_core.current_pid()
-        )
-        self._lease.id = self._id
-        guards: list[Guarded[object]] = []
-        try:
-            acquired = yield from self._acquire_in_redis(request, guards)
-        except BaseException:
-            if not again:
-                # A cancelled attempt may still be undone in the background (Guarded):
-                # the gate stays closed until Redis has answered.
-                leave = functools.partial(self._gate.leave, ticket)
-                guards[-1].when_done(leave) if guards else leave()
-            raise
-        if not acquired:
-            if not again:
-                self._gate.leave(ticket)
-            return False
-        if not self._gate.hold(ticket):
-            # A release from another thread or task started while this holder acquired again.
-            yield from self._release_script_steps()
-            return False
-        return True
-
     def _prepare_acquire(self, blocking: object, timeout: object) -> _core.AcquireRequest:
         waits = _core.validate_flag(blocking, "blocking")
         expire = self._options.expire
         wait_for = _core.check_acquire_timeout(
-            timeout, blocking=waits, expire=expire, renewal=self._renewal_interval
+            timeout, blocking=waits, expire=expire, renewal=self._lock_renewal_interval
         )
         now = mod_time.monotonic()
         owned_is_ours = _core.owned_is_ours(generated_id=self._generated_id)
@@ -553,114 +476,26 @@ class SemaphoreCore(Host, Generic[C]):
             started=now,
         )
 
-    def _acquire_in_redis(self, request: _core.AcquireRequest, guards: list[Guarded[object]]) -> Steps[bool]:
-        """Try, wait through the client's hub, try again: the lock's loop, with the semaphore's script."""
-        cluster = self._options.cluster
-        hub: Hub | None = None
-        entry: Entry | None = None
-        interrupted = False
-        woken = "0"
-        try:
-            while True:
-                sent = mod_time.monotonic()
-                attempt = run(SEMAPHORE_ACQUIRE, request.keys, (*request.args, woken), cluster=cluster)
-                guard: Guarded[object] = Guarded(attempt, functools.partial(self._undo_attempt, request))
-                guards.append(guard)
-                reply = yield guard
-                step = yield from self._next_step(reply, request, woken=woken)
-                if not isinstance(step, _core.WaitPlan):
-                    break
-                if hub is None or entry is None:
-                    notify(self._lease.observer, "wait_started", self._name)
-                    hub, entry = enlist(
-                        self._flavour,
-                        self._client,
-                        cluster=cluster,
-                        chunk=self._options.wait_chunk,
-                        key=self._signal,
-                        lock_key=None,
-                        expire_ms=self._options.signal_expire,
-                    )
-                try:
-                    yield from sleep_steps(hub, entry, step.until, cluster=cluster)
-                    woken = "1" if hub.take(entry) else "0"
-                except Exception as exc:
-                    # A failover cut the hub's wait short: try again at once, never twice in a row.
-                    if interrupted or not _core.is_interrupted_wait(exc):
-                        raise
-                    interrupted = True
-                    woken = "1"
-                    logger_for_acquire.warning(
-                        "Waiting for Semaphore(%r) was interrupted (%r); trying again.", self._name, exc
-                    )
-                    continue
-                interrupted = False
-        except GeneratorExit:
-            if hub is not None and entry is not None:
-                hub.leave(entry, acquired=False)
-            raise
-        except BaseException:
-            if hub is not None and entry is not None:
-                yield from leave_steps(hub, entry, acquired=False, cluster=cluster)
-            raise
-        if hub is not None and entry is not None:
-            # A signal handed to this call and not used goes on even after a grant (acquired=False):
-            # unlike a lock's, a taken permit may leave others free, and the wake-up may be theirs.
-            yield from leave_steps(hub, entry, acquired=False, cluster=cluster)
-        if not step:
-            logger_for_acquire.warning("Failed to acquire Semaphore(%r).", self._name)
-            notify(self._lease.observer, "gave_up", self._name, mod_time.monotonic() - request.started)
-            return False
-        self._record_grant(sent, request)
-        return True
+    @property
+    def _title(self) -> str:
+        return f"Semaphore({self._name!r})"
 
-    def _next_step(
-        self, reply: object, request: _core.AcquireRequest, *, woken: str
-    ) -> Steps[bool | _core.WaitPlan]:
-        """:func:`next_acquire_step`; a waiter woken to learn of a new limit passes the wake-up on."""
-        try:
-            return next_acquire_step(
-                reply,
-                request,
-                now=mod_time.monotonic(),
-                chunk=self._options.wait_chunk,
-                name=self._name,
-                limit=self._limit,
-            )
-        except LimitMismatch:
-            if woken == "1":
-                # The limit changed (set_limit woke us): pass the wake-up on, so that every
-                # waiter made with the old limit is told now rather than at its re-check.
-                wake = (self._signal, None, self._options.signal_expire, None)
-                yield Detach(wakes_steps([wake], cluster=self._options.cluster))
-            raise
-
-    def _record_grant(self, sent: float, request: _core.AcquireRequest) -> None:
-        logger_for_acquire.info("Acquired Semaphore(%r).", self._name)
-        self._drop_renewal()
-        lease = self._lease
-        expire = self._options.expire
-        lease.lost = None
-        lease.deadline = _core.lease_end(sent, expire, lease.deadline)
-        lease.renewed = _core.renews(self._renewal_interval, expire)
-        lease.reported = False
-        max_hold = self._options.max_hold
-        lease.hold_until = None if max_hold is None or not lease.renewed else sent + max_hold
-        if lease.renewed:
-            self._start_renewal()
-        self._acquired_at = now = mod_time.monotonic()
-        notify(lease.observer, "acquired", self._name, now - request.started)
+    def _tries(self, request: _core.AcquireRequest) -> _Tries:
+        undo = functools.partial(self._undo_attempt, request)
+        return _Tries(request, self._options, undo, signal=self._signal, name=self._name, limit=self._limit)
 
     def _undo_attempt(self, request: _core.AcquireRequest, reply: object) -> Steps[None]:
         """After a cancelled acquire: give back the permit its attempt took (only if this call took it)."""
-        if not takes_permit(reply, request):
-            return
-        try:
-            yield from self._release_script_steps()
-        except Exception as exc:
-            logger_for_release.warning(
-                "Releasing Semaphore(%r) after a cancelled acquire failed: %r.", self._name, exc
-            )
+        if takes_permit(reply, request):
+            yield from self._release_undone()
+
+    def _check_release_reply(self, reply: object) -> None:
+        _check_release_reply(reply, self._name)
+
+    def _lost_error(self) -> LockLost:
+        return LockLost(
+            f"Semaphore({self._name!r})'s permit was lost: auto-renewal could not extend it before it expired."
+        )
 
     # -- release, extend, reset, set_limit ---------------------------------------------
 
@@ -671,48 +506,6 @@ class SemaphoreCore(Host, Generic[C]):
             (self._id, str(self._options.signal_expire), _LIMIT_RETENTION_MS),
             cluster=self._options.cluster,
         )
-
-    def _release_steps(self) -> Steps[None]:
-        # As a lock's: a cancelled release still runs to completion (Guarded).
-        ticket = self._gate.begin_release()
-        yield Guarded(self._release_body(ticket))
-
-    def _release_body(self, ticket: Ticket | None) -> Steps[None]:
-        try:
-            self.lost  # noqa: B018 (latches a lease that ran out, to report it below)
-            if self._renewing:
-                yield StopRenewal(self._lease.deadline)
-            logger_for_release.debug("Releasing Semaphore(%r).", self._name)
-            reply = yield from self._release_script_steps()
-            lost, self._lease.lost = self._lease.lost, None
-        finally:
-            if ticket is not None:
-                self._lease.renewed = False
-                self._gate.leave(ticket)
-        if lost is not None:
-            raise LockLost(
-                f"Semaphore({self._name!r})'s permit was lost: auto-renewal could not extend it before it expired."
-            ) from lost
-        _check_release_reply(reply, self._name)
-        notify(self._lease.observer, "released", self._name, mod_time.monotonic() - self._acquired_at)
-
-    def _exit_steps(self, exc_value: BaseException | None) -> Steps[None]:
-        """Release at the end of a ``with`` block; a release error must not replace the body's exception."""
-        if exc_value is None:
-            yield from self._release_steps()
-            return
-        try:
-            yield from self._release_steps()
-        except Exception as release_error:
-            logger_for_release.warning(
-                "Releasing Semaphore(%r) failed while an exception propagated from the with block.",
-                self._name,
-                exc_info=release_error,
-            )
-            if sys.version_info >= (3, 11):
-                exc_value.add_note(
-                    f"While propagating this, releasing Semaphore({self._name!r}) failed: {release_error!r}"
-                )
 
     def _extend_steps(self, expire: object) -> Steps[None]:
         seconds = _core.extend_seconds(expire, self._options.expire)
@@ -777,6 +570,55 @@ class SemaphoreCore(Host, Generic[C]):
         if state.stored is not None and state.stored != self._limit:
             raise LimitMismatch(self._name, self._limit, state.stored)
         return max(0, self._limit - state.count)
+
+
+class _Tries(Tries):
+    """A semaphore's tries: semaphore_acquire.lua, told whether the call was woken by a signal.
+
+    A grant after a wake-up that leaves permits free passes the wake-up on (the
+    signal list holds one element, however many permits were released); a
+    signal the call was handed and did not use goes on even after a grant
+    (``drop_unused``): the wake-up may be another waiter's. A waiter woken to
+    learn of a new limit (LimitMismatch) passes the wake-up on too, so that every
+    waiter made with the old limit is told now rather than at its re-check.
+    """
+
+    drop_unused = False
+
+    def __init__(
+        self,
+        request: _core.AcquireRequest,
+        options: _core.LockOptions,
+        undo: Callable[[object], Steps[None]],
+        *,
+        signal: str,
+        name: str,
+        limit: int,
+    ) -> None:
+        super().__init__(request, options.wait_chunk, self._acquire_steps, undo, wake=signal, back=None)
+        self.name = name
+        self.limit = limit
+        self.cluster = options.cluster
+        self.signal_expire = options.signal_expire
+        #: "1" if the next try follows a wake-up signal (ARGV[7]).
+        self.signalled = "0"
+
+    def _acquire_steps(self, request: _core.AcquireRequest) -> Steps[object]:
+        return run(SEMAPHORE_ACQUIRE, request.keys, (*request.args, self.signalled), cluster=self.cluster)
+
+    def decide(self, reply: object) -> bool | _core.WaitPlan:
+        return next_acquire_step(
+            reply, self.request, now=mod_time.monotonic(), chunk=self.chunk, name=self.name, limit=self.limit
+        )
+
+    def woken(self, signalled: bool, value: object) -> bool:
+        self.signalled = "1" if signalled else "0"
+        return False
+
+    def abort(self, error: BaseException) -> Steps[None] | None:
+        if isinstance(error, LimitMismatch) and self.signalled == "1":
+            return wakes_steps([(self.wake, None, self.signal_expire, None)], cluster=self.cluster)
+        return None
 
 
 # ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from . import _core, _engine, _local, _renewal
 from ._core import logger_for_refresh_exit, logger_for_refresh_shutdown
+from ._holdcore import HoldCore
 from ._lockcore import LockCore, reset_all_steps, shared_doc
 
 if TYPE_CHECKING:
@@ -20,10 +21,70 @@ if TYPE_CHECKING:
 
     from .typing import RedisClient
 
-__all__ = ["Lock", "reset_all"]
+__all__ = ["Lock", "ThreadHold", "reset_all"]
 
 
-class Lock(LockCore["RedisClient"]):
+class ThreadHold(HoldCore["RedisClient"]):
+    """What a synchronous lock and semaphore share: threads take turns at a thread gate, and the
+    client's renewal thread renews the hold.
+
+    One daemon thread per client object renews all of that client's locks and
+    semaphores, pipelining the extends that fall due together (see ``_renewal``).
+    The 4.x log messages still say "renewal thread": they are emitted per lock, at
+    the same moments as when each lock had a thread of its own.
+    """
+
+    #: Not a thread since 5.0: this object's entry in its client's renewal scheduler
+    #: (:class:`redis_lock._renewal.Renewal`), with the ``is_alive()``/``join()``
+    #: that 4.x code used on the thread; None when it is not being renewed.
+    _lock_renewal_thread: _renewal.Renewal | None = None
+
+    _flavour = "sync"
+
+    @property
+    def _renewing(self) -> bool:
+        return self._lock_renewal_thread is not None
+
+    def _new_gate(self) -> _local.ThreadGate:
+        return _local.ThreadGate()
+
+    def extend(self, expire: float | None = None) -> None:  # pragma: no cover - overridden by each kind
+        raise NotImplementedError
+
+    def _renew(self) -> None:
+        """Extend once for auto-renewal, when the scheduler cannot pipeline this hold's extend.
+
+        That is for a client without ``pipeline()``, a cluster client (whose
+        pipelines refuse EVALSHA), or a subclass that overrides :meth:`extend`
+        (which renewal then calls, as 4.x did). Errors propagate:
+        the scheduler retries them until the lease runs out.
+        """
+        self.extend(expire=self._options.expire)
+
+    def _start_lock_renewer(self) -> None:
+        interval, pipelined = self._renewal_plan(self._public)
+        self._lock_renewal_thread = _renewal.renew(self, self._lease, interval, pipelined=pipelined)
+
+    def _drop_renewal(self) -> None:
+        self._stop_lock_renewer()
+
+    def _stop_renewal(self, until: float) -> None:
+        self._stop_lock_renewer(until)
+
+    def _stop_lock_renewer(self, until: float | None = None) -> None:
+        renewal, self._lock_renewal_thread = self._lock_renewal_thread, None
+        if renewal is None or not renewal.is_alive():
+            return
+        logger_for_refresh_shutdown.debug(
+            "Signaling renewal thread for %s(%r) to exit.", self._kind, self._name
+        )
+        # Waits for an extend in flight, so none lands after the release
+        # (but not past the lease: then no extend can save it any more).
+        renewal.stop(until=self._lease.deadline if until is None else until)
+        logger_for_refresh_exit.debug("Renewal thread for %s(%r) exited.", self._kind, self._name)
+
+
+class Lock(LockCore["RedisClient"], ThreadHold, public=True):
     """A distributed lock on Redis, with the API of python-redis-lock 4.x.
 
     Acquiring runs one Lua script (one round trip) that sets ``lock:<name>`` to
@@ -64,19 +125,6 @@ class Lock(LockCore["RedisClient"]):
     """
 
     _lock_renewal_interval: float | None
-    #: Not a thread since 5.0: this lock's entry in its client's renewal scheduler
-    #: (:class:`redis_lock._renewal.Renewal`), with the ``is_alive()``/``join()``
-    #: that 4.x code used on the thread; None when the lock is not being renewed.
-    _lock_renewal_thread: _renewal.Renewal | None = None
-
-    _flavour = "sync"
-
-    @property
-    def _renewing(self) -> bool:
-        return self._lock_renewal_thread is not None
-
-    def _new_gate(self) -> _local.ThreadGate:
-        return _local.ThreadGate()
 
     @property
     def _held(self) -> bool:
@@ -178,43 +226,6 @@ class Lock(LockCore["RedisClient"]):
         traceback: TracebackType | None,
     ) -> None:
         _engine.drive(self._client, self._exit_steps(exc_value), self)
-
-    # -- auto-renewal ------------------------------------------------------------
-    #
-    # One daemon thread per client object renews all of that client's locks,
-    # pipelining the extends that fall due together (see ``_renewal``). The 4.x
-    # log messages still say "renewal thread": they are emitted per lock, at the
-    # same moments as when each lock had a thread of its own.
-
-    def _renew(self) -> None:
-        """Extend once for auto-renewal, when the scheduler cannot pipeline this lock's extend.
-
-        That is for a client without ``pipeline()``, a cluster client (whose
-        pipelines refuse EVALSHA), or a subclass that overrides :meth:`extend`
-        (which renewal then calls, as 4.x did). Errors propagate:
-        the scheduler retries them until the lease runs out.
-        """
-        self.extend(expire=self._expire)
-
-    def _start_lock_renewer(self) -> None:
-        interval, pipelined = self._renewal_plan(Lock)
-        self._lock_renewal_thread = _renewal.renew(self, self._lease, interval, pipelined=pipelined)
-
-    def _drop_renewal(self) -> None:
-        self._stop_lock_renewer()
-
-    def _stop_renewal(self, until: float) -> None:
-        self._stop_lock_renewer(until)
-
-    def _stop_lock_renewer(self, until: float | None = None) -> None:
-        renewal, self._lock_renewal_thread = self._lock_renewal_thread, None
-        if renewal is None or not renewal.is_alive():
-            return
-        logger_for_refresh_shutdown.debug("Signaling renewal thread for Lock(%r) to exit.", self._name)
-        # Waits for an extend of this lock in flight, so none lands after the release
-        # (but not past the lease: then no extend can save it any more).
-        renewal.stop(until=self._lease.deadline if until is None else until)
-        logger_for_refresh_exit.debug("Renewal thread for Lock(%r) exited.", self._name)
 
 
 Lock.__doc__ = shared_doc(Lock.__doc__)
