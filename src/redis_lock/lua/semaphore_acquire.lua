@@ -27,6 +27,14 @@
 -- drift from the holders. A grant that leaves permits free after a wake-up passes
 -- the wake-up on (two releases may leave one signal, the list never holding more
 -- than one); a grant that leaves none deletes a stale signal.
+--
+-- The key TTLs: the permits' key expires with its latest permit (no TTL while a
+-- permit never expires); the limit key lives as long, and at least ARGV[5] ms
+-- past the last grant or release. A grant can only make the latest permit later,
+-- so it reads no permit back: the set it made (it was empty) gets the new permit's
+-- TTL; a set with a TTL keeps it unless the new permit ends later (PTTL); a set
+-- without one holds a permit that never expires (checked, as the rare paths are,
+-- with ZRANGE). The limit is then written with one SET.
 local t = redis.call('time')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('zremrangebyscore', KEYS[1], '-inf', now)
@@ -36,14 +44,18 @@ if stored and tonumber(stored) ~= limit then
     return {3, tonumber(stored) or -1}
 end
 
--- The key TTLs: the permits' key lives until its last permit expires, the limit
--- ARGV[5] ms longer; a permit without expiry keeps both.
+local px = tonumber(ARGV[2])
+local score = '+inf'
+if px > 0 then
+    score = now + px
+end
+local retention = tonumber(ARGV[5])
+
+-- Both TTLs from the latest permit (the rare paths): the set's ends with it, the
+-- limit's ARGV[5] ms later at the earliest; a permit without expiry keeps both.
 local function retime()
     local last = redis.call('zrange', KEYS[1], -1, -1, 'WITHSCORES')
-    local retention = tonumber(ARGV[5])
-    if last[2] == nil then
-        redis.call('set', KEYS[3], ARGV[4], 'PX', retention)
-    elseif last[2] == 'inf' or last[2] == '+inf' then
+    if last[2] == 'inf' or last[2] == '+inf' then
         redis.call('persist', KEYS[1])
         redis.call('set', KEYS[3], ARGV[4])
     else
@@ -53,14 +65,30 @@ local function retime()
     end
 end
 
-local px = tonumber(ARGV[2])
-local score = '+inf'
-if px > 0 then
-    score = now + px
-end
 local count = redis.call('zcard', KEYS[1])
 if count < limit and redis.call('zadd', KEYS[1], 'NX', score, ARGV[1]) == 1 then
-    retime()
+    if px == 0 then
+        if count > 0 then
+            redis.call('persist', KEYS[1])
+        end
+        redis.call('set', KEYS[3], ARGV[4])
+    elseif count == 0 then
+        -- The set was empty: ZADD made its key, without TTL, and this permit is its latest.
+        redis.call('pexpire', KEYS[1], px)
+        redis.call('set', KEYS[3], ARGV[4], 'PX', math.max(px, retention))
+    else
+        -- The set's TTL ends with its latest permit: lengthen it only if this one is later.
+        local ttl = redis.call('pttl', KEYS[1])
+        if ttl < 0 then
+            retime() -- no TTL: a permit never expires (retime checks, and heals a set without one)
+        else
+            if ttl < px then
+                redis.call('pexpire', KEYS[1], px)
+                ttl = px
+            end
+            redis.call('set', KEYS[3], ARGV[4], 'PX', math.max(ttl, retention))
+        end
+    end
     if count + 1 >= limit then
         redis.call('del', KEYS[2])
     elseif ARGV[7] == '1' then
@@ -78,6 +106,7 @@ if held then
         left = tonumber(held) - now
     end
     if ARGV[3] == '1' then
+        -- The permit's expiry is set again, and may move either way: retime from the latest.
         redis.call('zadd', KEYS[1], score, ARGV[1])
         retime()
     end

@@ -15,6 +15,12 @@
 -- as if it were held. The signal list never holds more than one element: a
 -- waiter that takes a permit and sees more free passes the wake-up on
 -- (semaphore_acquire.lua).
+--
+-- The key TTLs (see semaphore_acquire.lua): with no permit left, Redis has
+-- deleted the empty set and the limit lives ARGV[3] ms more; otherwise both
+-- follow the latest permit left. One ZRANGE tells which and reads that permit
+-- (a ZCARD first is cheaper when the set empties, but costs one more command
+-- whenever permits are left).
 local t = redis.call('time')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('zremrangebyscore', KEYS[1], '-inf', now)
