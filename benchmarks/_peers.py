@@ -10,6 +10,9 @@ Contenders:
 - ``redis_lock``: this project's :class:`redis_lock.Lock`;
 - ``redis_lock-fencing`` (uncontended cycle only): the same with ``fencing=True``,
   whose every grant mints a fencing token: the cost of fencing;
+- ``redis_lock-fair`` (hand-off and contended rows): the same with ``fair=True``:
+  waiters queue in arrival order and a release hands the lock straight to the
+  first of them, whose ``acquire()`` returns without another request;
 - ``prl401``: python-redis-lock 4.0.1, also importable only as ``redis_lock``,
   so it is installed beside the virtualenv (``scripts/bench.sh`` puts it in
   ``.venv/side/prl401``) and loaded under the module name ``prl401`` by
@@ -190,6 +193,10 @@ def _make_ours_fencing(client: redis.Redis, name: str, expire: float) -> BenchLo
     return redis_lock.Lock(client, name, expire=expire, fencing=True)
 
 
+def _make_ours_fair(client: redis.Redis, name: str, expire: float) -> BenchLock:
+    return redis_lock.Lock(client, name, expire=expire, fair=True)
+
+
 def _make_prl401(client: redis.Redis, name: str, expire: float) -> BenchLock:
     lock: BenchLock = prl401().Lock(client, name, expire=max(1, round(expire)))
     return lock
@@ -239,6 +246,10 @@ OURS: Final = Peer("redis_lock", "redis_lock 5 (ours)", _make_ours, lambda n: f"
 OURS_FENCING: Final = Peer(
     "redis_lock-fencing", "redis_lock 5, fencing=True", _make_ours_fencing, lambda n: f"lock:{n}", parks=True
 )
+#: Ours in fair mode (first come, first served; a release hands the lock to the next waiter), beside OURS.
+OURS_FAIR: Final = Peer(
+    "redis_lock-fair", "redis_lock 5, fair=True", _make_ours_fair, lambda n: f"lock:{n}", parks=True
+)
 PRL401: Final = Peer("prl401", "python-redis-lock 4.0.1", _make_prl401, lambda n: f"lock:{n}", parks=True)
 REDIS_PY_DEFAULT: Final = Peer(
     "redis-py-0.1",
@@ -278,7 +289,7 @@ TOKEN: Final = Peer(
 
 #: The libraries compared everywhere.
 LIBRARIES: Final = (OURS, PRL401, REDIS_PY_DEFAULT, REDIS_PY_FAST, POTTERY)
-PEERS: Final = {peer.id: peer for peer in (*LIBRARIES, OURS_FENCING, LIMIT, TOKEN)}
+PEERS: Final = {peer.id: peer for peer in (*LIBRARIES, OURS_FENCING, OURS_FAIR, LIMIT, TOKEN)}
 
 
 def monotonic() -> float:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import multiprocessing
 import multiprocessing.connection
 import multiprocessing.context
@@ -45,6 +46,7 @@ from ._peers import (
     make_client,
     monotonic,
 )
+from ._stats import percentile
 
 
 def _context() -> multiprocessing.context.ForkServerContext | multiprocessing.context.SpawnContext:
@@ -407,15 +409,55 @@ class _Inside:
         self.owner.value = 0
 
 
-def _contention_report(index: int, acquisitions: int, inside: _Inside, began: float) -> dict[str, Any]:
+@dataclass
+class _Log:
+    """One process's acquisitions: when each ``acquire()`` returned, ``release()`` was called and returned,
+    and the requests the releases sent."""
+
+    acquired: list[float]
+    releasing: list[float]
+    released: list[float]
+    #: Requests sent while ``release()`` ran (counted around the call: the contender's one thread sends them).
+    release_requests: int = 0
+
+    @classmethod
+    def new(cls) -> _Log:
+        return cls([], [], [])
+
+
+def _contention_report(index: int, log: _Log, inside: _Inside, began: float) -> dict[str, Any]:
     return {
         "index": index,
-        "acquisitions": acquisitions,
+        "acquisitions": len(log.acquired),
         "violations": inside.violations,
         "requests": REQUESTS.count,
+        "release_requests": log.release_requests,
+        "acquired": log.acquired,
+        "releasing": log.releasing,
+        "released": log.released,
         "began": began,
         "finished": monotonic(),
     }
+
+
+def owner_changes(reports: list[dict[str, Any]]) -> list[tuple[float, float]]:
+    """The hand-offs of a contended run, wherever the next holder is another process (a process taking the
+    lock again is no hand-off): from the old holder's ``release()`` returning, and from its call, to the new
+    holder's ``acquire()`` returning. The first is negative when the new holder's ``acquire()`` returned
+    before the old holder's ``release()`` did (fair mode hands the lock over inside the release script);
+    the second never is."""
+    grants = sorted(
+        (acquired, releasing, released, int(report["index"]))
+        for report in reports
+        for acquired, releasing, released in zip(
+            report["acquired"], report["releasing"], report["released"], strict=True
+        )
+    )
+    return [
+        (now[0] - before[2], now[0] - before[1])
+        for before, now in itertools.pairwise(grants)
+        if now[3] != before[3]
+    ]
 
 
 def contend(
@@ -446,19 +488,23 @@ def contend(
     start.wait()
     REQUESTS.reset()
     inside = _Inside(owner, index)
-    acquisitions = 0
+    log = _Log.new()
     began = monotonic()
     end = began + duration
     while monotonic() < end:
         if not lock.acquire():
             raise RuntimeError("acquire() returned False")
+        log.acquired.append(monotonic())
         inside.enter()
         if hold:
             time.sleep(hold)
         inside.leave()
+        sent = REQUESTS.count
+        log.releasing.append(monotonic())
         lock.release()
-        acquisitions += 1
-    results.put(_contention_report(index, acquisitions, inside, began))
+        log.released.append(monotonic())
+        log.release_requests += REQUESTS.count - sent
+    results.put(_contention_report(index, log, inside, began))
     client.close()
 
 
@@ -491,19 +537,23 @@ def contend_async(
 
     async def loop_for(duration: float) -> dict[str, Any]:
         inside = _Inside(owner, index)
-        acquisitions = 0
+        log = _Log.new()
         began = monotonic()
         end = began + duration
         while monotonic() < end:
             if not await lock.acquire():
                 raise RuntimeError("acquire() returned False")
+            log.acquired.append(monotonic())
             inside.enter()
             if hold:
                 await asyncio.sleep(hold)
             inside.leave()
+            sent = REQUESTS.count
+            log.releasing.append(monotonic())
             await lock.release()
-            acquisitions += 1
-        return _contention_report(index, acquisitions, inside, began)
+            log.released.append(monotonic())
+            log.release_requests += REQUESTS.count - sent
+        return _contention_report(index, log, inside, began)
 
     try:
         loop.run_until_complete(warm_up())
@@ -569,6 +619,11 @@ def run_contention(
     acquisitions = [int(report["acquisitions"]) for report in reports]
     total = sum(acquisitions)
     window = max(report["finished"] for report in reports) - min(report["began"] for report in reports)
+    requests = sum(int(report["requests"]) for report in reports)
+    release_requests = sum(int(report["release_requests"]) for report in reports)
+    handoffs = owner_changes(reports)
+    from_return = [returned for returned, _ in handoffs]
+    from_call = [called for _, called in handoffs]
     return {
         "processes": processes,
         "hold": hold,
@@ -577,10 +632,22 @@ def run_contention(
         "per_second": total / window,
         "min_share": min(acquisitions) / total,
         "max_share": max(acquisitions) / total,
+        "shares": sorted(count / total for count in acquisitions),
         "violations": sum(int(report["violations"]) for report in reports),
-        "requests_per_acquisition": sum(int(report["requests"]) for report in reports) / total,
+        # Every request of the window, the releases' included (the figure the report has always shown) ...
+        "requests_per_acquisition": requests / total,
+        # ... and without the requests sent inside release(): what taking the lock costs.
+        "requests_per_acquisition_without_release": (requests - release_requests) / total,
         "commands_per_acquisition": sum(commands.values()) / total,
         "commands": commands,
+        # The lock passing to another process: how often, and the time from release() to that acquire().
+        "owner_changes": len(handoffs),
+        "owner_changes_per_second": len(handoffs) / window,
+        "handoff_p50": percentile(from_return, 0.50) if handoffs else None,
+        "handoff_p99": percentile(from_return, 0.99) if handoffs else None,
+        # The same from the old holder's release() call: never negative, so it always has a ratio.
+        "handoff_from_call_p50": percentile(from_call, 0.50) if handoffs else None,
+        "handoff_from_call_p99": percentile(from_call, 0.99) if handoffs else None,
     }
 
 

@@ -7,7 +7,9 @@ figures); the driver turns the JSON into one comparison table.
 
 Options: ``--bench-unix`` (connect over the unix socket instead of TCP
 loopback), ``--bench-quick`` (a smoke run: fewer samples, shorter windows),
-``--bench-processes N`` (contending processes, default 4).
+``--bench-processes N`` (contending processes, default 4), ``--bench-crowd N``
+(the processes of the second, larger contended run of fair mode and its
+yardsticks, default 16; 0 skips it; a quick run never has it).
 """
 
 from __future__ import annotations
@@ -33,6 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption("--bench-quick", action="store_true", help="a fast smoke run: fewer samples")
     group.addoption("--bench-processes", type=int, default=4, help="contending processes (default 4)")
+    group.addoption(
+        "--bench-crowd",
+        type=int,
+        default=16,
+        help="processes of the crowded contended rows (fair mode; default 16, 0: none; never in a quick run)",
+    )
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class Sizes:
     renewal_budget: float
     #: Rounds of the asyncio uncontended batch (pytest-benchmark calibrates the synchronous one itself).
     async_rounds: int
+    #: Processes of the crowded contended rows (``test_contended_crowd``); 0 for none.
+    crowd: int = 0
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +70,7 @@ def sizes(pytestconfig: pytest.Config) -> Sizes:
     if quick:
         # A smoke run under a minute on two cores: every family once, the smallest sizes that still
         # give a figure (the polling peers' hand-offs and the renewal holds take most of it).
-        return Sizes(True, 20, 2, 0.5, (0.001,), processes, (1000,), ("redis_lock",), 10.0, 5)
+        return Sizes(True, 20, 2, 0.5, (0.001,), processes, (1000,), ("redis_lock",), 10.0, 5, crowd=0)
     return Sizes(
         False,
         200,
@@ -72,6 +82,7 @@ def sizes(pytestconfig: pytest.Config) -> Sizes:
         ("redis_lock", "prl401", "limit"),
         30.0,
         20,
+        crowd=int(pytestconfig.getoption("--bench-crowd")),
     )
 
 

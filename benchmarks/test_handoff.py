@@ -6,7 +6,9 @@ Before each release it makes sure the waiter is really waiting: for a library
 that parks in ``BLPOP`` it polls ``INFO clients`` until the server reports a
 blocked client; for one that polls, it releases after a random pause in
 ``[0, poll interval)`` once the waiter has started, so the release lands at a
-random phase of the polling. Each timestamp is ``time.monotonic()`` taken in the
+random phase of the polling. Fair mode (``redis_lock-fair``) parks too: its
+waiter queues with one script, then blocks in ``BLPOP`` on its own wake list,
+and the release hands it the lock there. Each timestamp is ``time.monotonic()`` taken in the
 process that made the call, right after the call returned.
 """
 
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 import redis
 
-from ._peers import LIBRARIES, LIMIT, TOKEN, Peer
+from ._peers import LIBRARIES, LIMIT, OURS_FAIR, TOKEN, Peer
 from ._stats import summary
 from ._workers import Party, hand_over
 from .conftest import Sizes
@@ -44,7 +46,7 @@ def handoffs(peer: Peer, monitor: redis.Redis, parties: tuple[Party, Party], cou
 
 
 @pytest.mark.benchmark(group="hand-off")
-@pytest.mark.parametrize("peer", [*LIBRARIES, LIMIT, TOKEN], ids=lambda peer: peer.id)
+@pytest.mark.parametrize("peer", [*LIBRARIES, OURS_FAIR, LIMIT, TOKEN], ids=lambda peer: peer.id)
 def test_handoff(
     benchmark: Any,
     clients: Callable[[], redis.Redis],

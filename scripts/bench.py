@@ -52,6 +52,7 @@ LATEST = RESULTS / "latest.json"
 LABELS = {
     "redis_lock": "redis_lock 5 (ours)",
     "redis_lock-fencing": "redis_lock 5, fencing=True (ours)",
+    "redis_lock-fair": "redis_lock 5, fair=True (ours)",
     "prl401": "python-redis-lock 4.0.1",
     "redis-py-0.1": "redis-py Lock, sleep=0.1",
     "redis-py-0.001": "redis-py Lock, sleep=0.001",
@@ -64,12 +65,16 @@ LABELS = {
     "limit-async": "limit on asyncio (hand-written)",
     "redis-py-async": "redis.asyncio Lock, sleep=0.1",  # the id in results saved before the asyncio rows
     "ping": "PING",
+    "redis_lock-semaphore": "redis_lock 5 Semaphore (ours)",
+    "limit-semaphore": "limit: sorted-set semaphore (hand-written)",
 }
 ORDER = list(LABELS)
-#: Our contenders: the verdict compares them with the other libraries.
-OURS = frozenset({"redis_lock", "redis_lock-fencing", "redis_lock-async"})
+#: Our contenders: the verdict compares them with the other libraries (never with each other).
+OURS = frozenset(
+    {"redis_lock", "redis_lock-fencing", "redis_lock-fair", "redis_lock-async", "redis_lock-semaphore"}
+)
 #: Yardsticks rather than libraries: never "the best library", always shown in the table.
-REFERENCES = frozenset({"limit", "limit-async", "blpop-token", "ping"})
+REFERENCES = frozenset({"limit", "limit-async", "blpop-token", "ping", "limit-semaphore"})
 
 Bench = dict[str, Any]
 Better = Literal["higher", "lower"]
@@ -206,6 +211,100 @@ def _contended_metrics(hold: float, metric: str, prefix: str, ours: str, limit: 
     ]
 
 
+# -- fair mode -----------------------------------------------------------------------------
+
+#: Fair mode's contender, and the fair-mode table's rows: fair, what it is judged against (ours non-fair,
+#: python-redis-lock 4.0.1) and the limit.
+FAIR = "redis_lock-fair"
+FAIR_PEERS = (FAIR, "redis_lock", "prl401", "limit")
+#: The families a contended run of fair mode is in: ``--bench-processes`` (4) and ``--bench-crowd`` (16).
+CONTENDED_FAMILIES = ("contended", "contended-crowd")
+
+
+def _contended_at(processes: int, hold: float) -> Callable[[Bench], bool]:
+    """A synchronous contended row, of either family, with ``processes`` processes holding for ``hold``."""
+
+    def select(bench: Bench) -> bool:
+        info = _info(bench)
+        return (
+            info.get("metric") in CONTENDED_FAMILIES
+            and info.get("processes") == processes
+            and info.get("hold") == hold
+        )
+
+    return select
+
+
+def fair_configs(benches: Iterable[Bench]) -> list[tuple[int, float]]:
+    """(processes, hold) of every contended run of fair mode: fewest processes first, then shortest hold."""
+    return sorted(
+        {
+            (int(_info(b)["processes"]), float(_info(b)["hold"]))
+            for b in benches
+            if _info(b).get("metric") in CONTENDED_FAMILIES and _info(b).get("peer") == FAIR
+        }
+    )
+
+
+def _fair_scene(processes: int, hold: float) -> str:
+    return f"fair mode, {processes} processes, hold {hold * 1000:g} ms"
+
+
+def _fair_metrics(processes: int, hold: float) -> list[Metric]:
+    """The fair-mode table at one (processes, hold): fair against ours non-fair, 4.0.1 and the limit."""
+    at = _fair_scene(processes, hold)
+    contended = _contended_at(processes, hold)
+
+    def select(bench: Bench) -> bool:
+        return contended(bench) and _info(bench).get("peer") in FAIR_PEERS
+
+    share = "{:.3f}".format
+    rate = "{:,.0f}/s".format
+    count = "{:.2f}".format
+    spec: list[tuple[str, str, Callable[[float], str], Better | None]] = [
+        (f"{at}: smallest share (ideal 1/{processes} = {1 / processes:.3f})", "min_share", share, "higher"),
+        (f"  {at}: largest share", "max_share", share, "lower"),
+        (f"  {at}: acquisitions/s", "per_second", rate, "higher"),
+        (
+            f"  {at}: owner changes/s (the lock passing to another process)",
+            "owner_changes_per_second",
+            rate,
+            "higher",
+        ),
+        (
+            f"  {at}: client requests per acquisition, release included",
+            "requests_per_acquisition",
+            count,
+            "lower",
+        ),
+        (
+            f"  {at}: client requests per acquisition, release excluded",
+            "requests_per_acquisition_without_release",
+            count,
+            "lower",
+        ),
+        (f"  {at}: Redis commands per acquisition", "commands_per_acquisition", count, "lower"),
+        (f"  {at}: hand-off p50, release() -> another process's acquire()", "handoff_p50", _us, "lower"),
+        (f"  {at}: hand-off p99, release() -> another process's acquire()", "handoff_p99", _us, "lower"),
+        (
+            f"  {at}: hand-off p50, from the release() call",
+            "handoff_from_call_p50",
+            _us,
+            "lower",
+        ),
+        (
+            f"  {at}: hand-off p99, from the release() call",
+            "handoff_from_call_p99",
+            _us,
+            "lower",
+        ),
+    ]
+    return [
+        Metric(_title(title, better), select, _field(name), show, better, FAIR, "limit")
+        for title, name, show, better in spec
+    ]
+
+
 def _renewal_metrics(count: int) -> list[Metric]:
     select = _is("renewal", count=count)
     locks = f"{count:,} auto-renewed locks"
@@ -314,6 +413,7 @@ def metrics(result: dict[str, Any]) -> list[Metric]:
         Metric(_title("expiry wake-up p50", "lower"), _is("expiry"), _field("p50"), _ms, "lower", limit=None),
         Metric(_title("expiry wake-up max", "lower"), _is("expiry"), _field("max"), _ms, "lower", limit=None),
         *[m for hold in holds for m in _contended_metrics(hold, "contended", "", "redis_lock", "limit")],
+        *[m for processes, hold in fair_configs(benches) for m in _fair_metrics(processes, hold)],
         *[m for count in counts for m in _renewal_metrics(count)],
         Metric(
             _title("asyncio uncontended cycles/s", "higher"),
@@ -368,6 +468,7 @@ def metrics(result: dict[str, Any]) -> list[Metric]:
         *[m for info, mine, theirs in _pool_flavours(benches) for m in _pool_metrics(info, mine, theirs)],
         *[m for tasks in waiting_counts for m in _waiting_metrics(tasks)],
     ]
+    found += _semaphore_metrics()
     # Rows of a family this script does not know yet: their pytest-benchmark median, so nothing is dropped.
     for metric in sorted({str(_info(b).get("metric")) for b in benches} - KNOWN_FAMILIES):
         found.append(
@@ -376,13 +477,59 @@ def metrics(result: dict[str, Any]) -> list[Metric]:
     return found
 
 
+def _semaphore_metrics() -> list[Metric]:
+    """The semaphore family (benchmarks/test_semaphore.py): ours against the hand-written sorted-set semaphore."""
+    ours, limit = "redis_lock-semaphore", "limit-semaphore"
+    contended = _is("semaphore-contended")
+    spec: list[
+        tuple[
+            str,
+            Callable[[Bench], bool],
+            Callable[[Bench], float | None],
+            Callable[[float], str],
+            Better | None,
+        ]
+    ] = [
+        ("semaphore uncontended cycles/s", _is("semaphore-uncontended"), _rate, "{:,.0f}/s".format, "higher"),
+        (
+            "semaphore contended acquisitions/s, limit 2",
+            contended,
+            _field("per_second"),
+            "{:,.0f}/s".format,
+            "higher",
+        ),
+        ("  semaphore limit violations (must be 0)", contended, _field("violations"), "{:.0f}".format, None),
+        (
+            "  semaphore client requests per acquisition",
+            contended,
+            _field("requests_per_acquisition"),
+            "{:.2f}".format,
+            "lower",
+        ),
+        (
+            "  semaphore Redis commands per acquisition",
+            contended,
+            _field("commands_per_acquisition"),
+            "{:.2f}".format,
+            "lower",
+        ),
+    ]
+    return [
+        Metric(_title(title, better), select, value, show, better, ours, limit)
+        for title, select, value, show, better in spec
+    ]
+
+
 KNOWN_FAMILIES = frozenset(
     {
+        "semaphore-uncontended",
+        "semaphore-contended",
         "ping",
         "uncontended",
         "handoff",
         "expiry",
         "contended",
+        "contended-crowd",
         "renewal",
         "uncontended-async",
         "handoff-async",
@@ -435,13 +582,15 @@ HEADERS: Row = ("measure", "contender", "value", "ours vs this", "limit vs this"
 TABLE_NOTE = (
     "ours vs this / limit vs this: how many times better ours / the hand-written limit does than this row,\n"
     "on every row the same way: above 1.00x the reference is faster, fairer or needs fewer requests;\n"
-    "below 1.00x this row does better. Ours is redis_lock 5 (AsyncLock on asyncio rows)."
+    "below 1.00x this row does better. Ours is redis_lock 5 (AsyncLock on asyncio rows, fair=True on fair-mode\n"
+    "rows)."
 )
 NEGATIVE_NOTE = (
     "(*) negative: the waiter's acquire() returned before the holder's release() did. The floor is a list\n"
     "    holding one token: Redis hands it to the blocked BLPOP inside the LPUSH, and the waiter's reply can\n"
     "    arrive before the releaser's own. It is the server's hand-off cost, with no lock around it; read it\n"
-    "    as 'about zero'. A ratio against it would mean nothing, so it has none."
+    "    as 'about zero'. Fair mode hands the lock over inside its release script too, so its hand-off can be\n"
+    "    negative the same way. A ratio against a negative figure would mean nothing, so it has none."
 )
 
 
@@ -580,7 +729,7 @@ def compare(
     mine = values.get(ours)
     if mine is None:
         return None
-    others = {p: v for p, v in values.items() if p != ours and p not in REFERENCES and v is not None}
+    others = {p: v for p, v in values.items() if p not in OURS and p not in REFERENCES and v is not None}
     if not others:
         return Comparison(show(mine))
 
@@ -708,7 +857,7 @@ def verdict_cells(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 
 def _violations_line(benches: Sequence[Bench]) -> str | None:
-    rows = [b for b in benches if _is("contended")(b) or _is("contended-async")(b)]
+    rows = [b for b in benches if _info(b).get("metric") in (*CONTENDED_FAMILIES, "contended-async")]
     if not rows:
         return None
     bad = sorted(
@@ -740,6 +889,99 @@ def _kept(info: dict[str, Any]) -> str:
     if isinstance(info.get("rss_mb"), int | float):
         parts.append(f"{info['rss_mb']:,.0f} MiB")
     return f"{text} ({', '.join(parts)})" if parts else text
+
+
+#: How the fair-mode verdict names its yardsticks.
+FAIR_RIVALS = {"redis_lock": "non-fair", "prl401": "python-redis-lock 4.0.1"}
+
+
+def _against(
+    mine: float | None,
+    theirs: float | None,
+    better: Better,
+    words: tuple[str, str],
+    who: str,
+    shown: str,
+    *,
+    timing: bool,
+) -> str:
+    """ "1.34x fairer than non-fair (0.185)": ours against one yardstick, the ratio a factor >= 1 in words."""
+    ratio = advantage(mine, theirs, better)
+    if ratio is None:
+        return f"{who} {shown} (no ratio)"
+    noise = " (within noise)" if timing and abs(ratio - 1) < NOISE else ""
+    return f"{phrase(ratio, words)} {who} ({shown}){noise}"
+
+
+def _number(info: dict[str, Any], name: str) -> float | None:
+    found = info.get(name)
+    return float(found) if isinstance(found, int | float) and not isinstance(found, bool) else None
+
+
+def _shares(info: dict[str, Any]) -> str:
+    return f"{info.get('min_share', 0):.3f} to {info.get('max_share', 0):.3f}"
+
+
+def _requests(info: dict[str, Any]) -> str:
+    without = _number(info, "requests_per_acquisition_without_release")
+    shown = "n/a" if without is None else f"{without:.2f}"
+    return f"{shown}; {info.get('requests_per_acquisition', 0):.2f} with the release"
+
+
+def _handoff_p50(info: dict[str, Any]) -> str:
+    p50 = _number(info, "handoff_from_call_p50")
+    returned = _number(info, "handoff_p50")
+    if p50 is None:
+        return "n/a"
+    return _us(p50) + ("" if returned is None else f"; {_us(returned)} from its return")
+
+
+def _per_second(info: dict[str, Any]) -> str:
+    return f"{info.get('per_second', 0):,.0f}/s"
+
+
+#: The fair-mode verdict's lines: (measure, extra_info field, better, words, how a row shows, a timing?).
+FAIR_VERDICT: tuple[tuple[str, str, Better, tuple[str, str], Callable[[dict[str, Any]], str], bool], ...] = (
+    ("shares", "min_share", "higher", ("fairer", "less fair"), _shares, True),
+    (
+        "requests/acquisition",
+        "requests_per_acquisition_without_release",
+        "lower",
+        ("fewer requests", "more requests"),
+        _requests,
+        False,
+    ),
+    ("hand-off p50", "handoff_from_call_p50", "lower", ("faster", "slower"), _handoff_p50, True),
+    ("acquisitions/s", "per_second", "higher", ("faster", "slower"), _per_second, True),
+)
+
+
+def _fair_lines(benches: Sequence[Bench]) -> list[tuple[str, str]]:
+    """Fair mode against ours non-fair and 4.0.1, per (processes, hold): shares, requests, hand-off and rate.
+
+    Requests are compared without the release (what taking the lock costs) and shown with it too; the
+    hand-off is that of the contended run, from the old holder's release() call to another process's
+    acquire() returning (never negative, so always a ratio), and shown from release()'s return too.
+    """
+    lines: list[tuple[str, str]] = []
+    for processes, hold in fair_configs(benches):
+        at = _contended_at(processes, hold)
+        rows = {str(_info(b).get("peer")): _info(b) for b in benches if at(b)}
+        mine = rows[FAIR]
+        rivals = [(who, rows[peer]) for peer, who in FAIR_RIVALS.items() if peer in rows]
+        scene = f"fair, {processes} processes, hold {hold * 1000:g} ms"
+        for name, key, better, words, show, timing in FAIR_VERDICT:
+            head = f"ours {show(mine)}"
+            if key == "min_share":
+                head += f" (ideal {1 / processes:.3f})"
+            compared = ", ".join(
+                _against(
+                    _number(mine, key), _number(info, key), better, words, who, show(info), timing=timing
+                )
+                for who, info in rivals
+            )
+            lines.append((f"{scene}: {name}", f"{head}: {compared or 'no yardstick measured in this run'}"))
+    return lines
 
 
 def _renewal_lines(benches: Sequence[Bench]) -> list[tuple[str, str]]:
@@ -781,6 +1023,7 @@ def verdict(result: dict[str, Any]) -> list[tuple[str, str]]:
     exclusion = _violations_line(benches)
     if exclusion is not None:
         lines.append(("mutual exclusion", exclusion))
+    lines.extend(_fair_lines(benches))
     lines.extend(_renewal_lines(benches))
     return lines
 
@@ -977,6 +1220,7 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             None if not requests else max(requests) <= 4.005,
         )
     )
+    out.extend(_fair_targets(benches))
     held = get("renewal", "redis_lock", _field("held_after_expiry"), count=10_000)
     out.append(
         (
@@ -985,6 +1229,53 @@ def targets(result: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
             None if held is None else held >= 10_000,
         )
     )
+    return out
+
+
+def _fair_targets(benches: Sequence[Bench]) -> list[tuple[str, str, bool | None]]:
+    """Fair mode's targets (issue #16), at hold 1 ms with 4 processes, and its two-party hand-off."""
+    at = _contended_at(4, 0.001)
+    rows = {str(_info(b).get("peer")): _info(b) for b in benches if at(b)}
+    fair, plain = rows.get(FAIR, {}), rows.get("redis_lock", {})
+    out: list[tuple[str, str, bool | None]] = []
+    share = _number(fair, "min_share")
+    out.append(
+        (
+            "fair: smallest share >= 0.24 at hold 1 ms, 4 processes",
+            "not measured" if share is None else f"{share:.3f} (non-fair {plain.get('min_share', 0):.3f})",
+            None if share is None else share >= 0.24,
+        )
+    )
+    requests = _number(fair, "requests_per_acquisition_without_release")
+    out.append(
+        (
+            "fair: <= 2.1 client requests per contended acquisition, release excluded, hold 1 ms, 4 processes",
+            "not measured" if requests is None else f"{_requests(fair)} (non-fair {_requests(plain)})",
+            None if requests is None else requests <= 2.1,
+        )
+    )
+    handoff = {str(_info(b).get("peer")): _field("p50")(b) for b in benches if _is("handoff")(b)}
+    for name, mine, theirs in (
+        (
+            "fair: hand-off p50 <= 0.6x non-fair's (two processes)",
+            handoff.get(FAIR),
+            handoff.get("redis_lock"),
+        ),
+        (
+            "fair: hand-off p50 <= 0.6x non-fair's (contended, hold 1 ms, 4 processes, from the release() call)",
+            _number(fair, "handoff_from_call_p50"),
+            _number(plain, "handoff_from_call_p50"),
+        ),
+    ):
+        if mine is None or theirs is None or theirs <= 0:
+            out.append((name, "not measured", None))
+        elif mine <= 0:
+            # Handed over inside the release script: the waiter's acquire() returned before release() did.
+            out.append((name, f"{_us(mine)}, at most zero, against {_us(theirs)}", True))
+        else:
+            out.append(
+                (name, f"{mine / theirs:.2f}x ({_us(mine)} against {_us(theirs)})", mine / theirs <= 0.6)
+            )
     return out
 
 
@@ -1265,6 +1556,7 @@ def charts(result: dict[str, Any]) -> list[Chart]:
         out.append(
             Chart("renewal", "renewal at scale: one process keeps many auto-renewed locks", tuple(panels))
         )
+    out.extend(_fair_charts(benches))
     out.extend(_pool_charts(benches))
     for metric in sorted({str(_info(b).get("metric")) for b in benches} - KNOWN_FAMILIES):
         median = _scaled(_series(benches, _is(metric), "median", _median), 1e6)
@@ -1320,6 +1612,63 @@ def _waiting_panel(benches: Sequence[Bench], tasks: int) -> Panel:
         "{:,.0f}".format,
         notes=notes,
     )
+
+
+def _fair_charts(benches: Sequence[Bench]) -> list[Chart]:
+    """Fair mode against its yardsticks at every (processes, hold) measured: the shares, and the hand-offs."""
+    configs = fair_configs(benches)
+    if not configs:
+        return []
+    shares: list[Panel] = []
+    handoffs: list[Panel] = []
+    for processes, hold in configs:
+        contended = _contended_at(processes, hold)
+
+        def at(bench: Bench, contended: Callable[[Bench], bool] = contended) -> bool:
+            return contended(bench) and _info(bench).get("peer") in FAIR_PEERS
+
+        scene = f"{processes} processes, hold {hold * 1000:g} ms"
+        shares.append(
+            Panel(
+                scene,
+                "share of all acquisitions (ideal 1/N; closer is fairer)",
+                (
+                    _series(benches, at, "smallest share", _field("min_share")),
+                    _series(benches, at, "largest share", _field("max_share"), 0.55),
+                ),
+                "{:.3f}".format,
+                line=(1 / processes, "1/N"),
+                notes={
+                    str(_info(b).get("peer")): f"{_info(b).get('per_second', 0):,.0f} acquisitions/s"
+                    for b in benches
+                    if at(b)
+                },
+            )
+        )
+        handoffs.append(
+            Panel(
+                f"{scene}: p50 and p99 (lower is better)",
+                "time, log scale",
+                (
+                    _scaled(_series(benches, at, "p50", _field("handoff_from_call_p50")), 1e6),
+                    _scaled(_series(benches, at, "p99", _field("handoff_from_call_p99"), 0.55), 1e6),
+                ),
+                _us_value,
+                log=True,
+            )
+        )
+    return [
+        Chart(
+            "fair",
+            "fair mode: each process's share of the lock, against non-fair, 4.0.1 and the limit",
+            tuple(shares),
+        ),
+        Chart(
+            "fair-handoff",
+            "fair mode under contention: one process calls release() -> another's acquire() returned",
+            tuple(handoffs),
+        ),
+    ]
 
 
 def _pool_charts(benches: Sequence[Bench]) -> list[Chart]:
