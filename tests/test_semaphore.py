@@ -340,6 +340,25 @@ def test_a_waiter_wakes_when_the_earliest_permit_expires(
 # Extend and auto-renewal.
 
 
+def test_extend_and_renewal_keep_the_stored_limit_beyond_every_permit(
+    make_client: Callable[..., Any], plain: redis.Redis
+) -> None:
+    """A permit renewed past the limit's retention must not outlive the stored limit (and its check)."""
+    client = make_client()
+    held = redis_lock.Semaphore(client, "kept", 2, expire=60)
+    assert held.acquire()
+    plain.pexpire("sem-limit:kept", 1000)  # as if the retention were about to run out
+    held.extend(120)
+    assert plain.pttl("sem-limit:kept") > 120_000, "extend() keeps the limit at least as long as the permit"
+    renewed = redis_lock.Semaphore(client, "kept", 2, expire=0.3, auto_renewal=True)
+    assert renewed.acquire()
+    plain.pexpire("sem-limit:kept", 1000)
+    plain.pexpire("sem:kept", 1000)
+    held.release()
+    wait_for(lambda: plain.pttl("sem-limit:kept") > 10_000, SLACK, "the pipelined renewal to keep the limit")
+    renewed.release()
+
+
 def test_extend_never_resurrects_an_expired_permit(conn: Any, plain: redis.Redis) -> None:
     """An expired permit cannot be extended back (its place was given to another holder meanwhile)."""
     early = redis_lock.Semaphore(conn, "res", 1, expire=0.05)

@@ -1219,7 +1219,9 @@ class Lease:
         "client",
         "deadline",
         "expire",
+        "extend_keys",
         "extend_script",
+        "extend_tail",
         "failure",
         "hold_until",
         "id",
@@ -1243,6 +1245,8 @@ class Lease:
         observer: LockObserver | None = None,
         on_lost: Callable[[Any], object] | None = None,
         extend_script: Script | None = None,
+        extend_keys: tuple[str, ...] = (),
+        extend_tail: tuple[str, ...] = (),
     ) -> None:
         self.client = client
         self.key = key
@@ -1261,8 +1265,11 @@ class Lease:
         self.on_lost = on_lost
         #: The loss was reported (observer, ``on_lost``): once per hold.
         self.reported = False
-        #: The script renewal extends this hold with (KEYS ``key``, ARGV ``id`` and the ms), None: ``extend.lua``.
+        #: The script renewal extends this hold with, None: ``extend.lua``. Its KEYS are ``key`` and
+        #: ``extend_keys``; its ARGV ``id``, the lifetime in ms, and ``extend_tail``.
         self.extend_script = extend_script
+        self.extend_keys = extend_keys
+        self.extend_tail = extend_tail
 
 
 class MaxHoldReached(RedisLockError):

@@ -259,7 +259,7 @@ def _log_collected(entry: _Entry[Any]) -> None:
     logger_for_refresh_thread.debug("Exiting renewal thread for Lock(%r).", entry.key)
 
 
-def _extend_args(lease: _core.Lease) -> tuple[tuple[str, str, str], float]:
+def _extend_args(lease: _core.Lease) -> tuple[tuple[str, ...], float]:
     """The KEYS and ARGV of extend.lua for a renewal of ``lease``, and the lifetime it sets.
 
     With ``max_hold``, the last renewals set no more than what is left of it, so
@@ -268,7 +268,7 @@ def _extend_args(lease: _core.Lease) -> tuple[tuple[str, str, str], float]:
     seconds = _core.extend_seconds(lease.expire, lease.expire)
     if lease.hold_until is not None:
         seconds = max(_core.MIN_WAIT, min(seconds, lease.hold_until - mod_time.monotonic()))
-    return (lease.key, lease.id, str(_core.to_ms(seconds))), seconds
+    return (lease.key, *lease.extend_keys, lease.id, str(_core.to_ms(seconds)), *lease.extend_tail), seconds
 
 
 # How a job is sent.
@@ -296,7 +296,7 @@ class _Job(Generic[_E]):
         self.how = how
         #: The lock's lease deadline when the job was made: renewal I/O is no use past it.
         self.deadline = deadline
-        self.args: tuple[str, str, str] = ("", "", "")
+        self.args: tuple[str, ...] = ()
         self.seconds = 0.0
         self.result: _Result = (None, None)
 
@@ -377,7 +377,8 @@ def _pipelined(jobs: Sequence[_Job[Any]]) -> Steps[bool]:
     """
     sent = mod_time.monotonic()
     try:
-        replies = yield from run_pipelined(_script_of(jobs[0]), [job.args for job in jobs], 1)
+        numkeys = 1 + len(jobs[0].entry.lease.extend_keys)  # one script per batch (_group), so one layout
+        replies = yield from run_pipelined(_script_of(jobs[0]), [job.args for job in jobs], numkeys)
     except Exception as exc:
         _fail(jobs, exc)
         return True

@@ -417,6 +417,8 @@ class SemaphoreCore(HoldCore[C]):
             observer=observer,
             on_lost=on_lost,
             extend_script=SEMAPHORE_EXTEND,
+            extend_keys=(self._limit_key,),
+            extend_tail=(_LIMIT_RETENTION_MS,),
         )
         self._acquired_at = 0.0
 
@@ -512,8 +514,8 @@ class SemaphoreCore(HoldCore[C]):
         sent = mod_time.monotonic()
         reply = yield from run(
             SEMAPHORE_EXTEND,
-            (self._key,),
-            (self._id, str(_core.to_ms(seconds))),
+            (self._key, self._limit_key),
+            (self._id, str(_core.to_ms(seconds)), _LIMIT_RETENTION_MS),
             cluster=self._options.cluster,
         )
         _check_extend_reply(reply, self._name)

@@ -1,8 +1,10 @@
 -- semaphore_extend.lua: reset the expiry of the permit this id holds.
 --
 -- KEYS[1]  permits key      (sem:<name>)
+-- KEYS[2]  limit key        (sem-limit:<name>)
 -- ARGV[1]  holder id
 -- ARGV[2]  new expire in ms (a positive integer)
+-- ARGV[3]  how long the stored limit outlives the last permit, in ms
 --
 -- Returns (the codes of extend.lua, so renewal reads both alike):
 --   0  extended
@@ -24,6 +26,13 @@ end
 redis.call('zadd', KEYS[1], 'XX', now + tonumber(ARGV[2]), ARGV[1])
 local last = redis.call('zrange', KEYS[1], -1, -1, 'WITHSCORES')
 if last[2] ~= 'inf' and last[2] ~= '+inf' then
-    redis.call('pexpire', KEYS[1], tonumber(last[2]) - now)
+    local ttl = tonumber(last[2]) - now
+    redis.call('pexpire', KEYS[1], ttl)
+    -- The stored limit must outlive every permit: a permit renewed for longer than
+    -- the retention would otherwise outlive the limit, and its check with it.
+    local left = redis.call('pttl', KEYS[2])
+    if left >= 0 and left < ttl + tonumber(ARGV[3]) then
+        redis.call('pexpire', KEYS[2], ttl + tonumber(ARGV[3]))
+    end
 end
 return 0
