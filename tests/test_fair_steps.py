@@ -14,12 +14,10 @@ import pytest
 import redis
 
 import redis_lock
-from redis_lock import _core
 from redis_lock._scripts import FAIR
 from redis_lock._waiting import Hub
 
 from .test_engine_steps import (
-    CHUNK,
     EPS,
     START,
     FakeClock,
@@ -249,16 +247,3 @@ def test_a_fair_release_runs_the_release_op(flavour: str, clock: FakeClock, hub:
         "lock-released:job",
     )
     assert args[8 + 1] == h.lock.id
-
-
-def test_the_decisions_read_the_replies() -> None:
-    """parse_fair_reply refuses what fair.lua never sends; handed_over reads a hand-off and its token."""
-    assert _core.parse_fair_reply([1, 5, 2, 3]) == _core.FairReply(_core.BUSY, 5, 2, 3)
-    assert _core.parse_fair_reply([0, 0, 7]).token == 7
-    for bad in ([0, 0, 0], [1, 5], [3, 0], "x", [0, b"x"]):
-        with pytest.raises(redis_lock.RedisLockError):
-            _core.parse_fair_reply(bad)
-    assert _core.handed_over("h12") == (True, 12)
-    assert _core.handed_over(b"h") == (True, None)
-    assert _core.handed_over(None) == (False, None)
-    assert CHUNK > REFRESH

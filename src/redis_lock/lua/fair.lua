@@ -150,26 +150,29 @@ end
 
 -- Settle an earlier hand-off: forget it once the lock is no longer the handed
 -- waiter's; void it when that waiter did not take it by its deadline (dead).
+-- Returns the holder's id (false: free) and the pending hand-off (nil: none).
 local function settle()
+    local holder = redis.call('get', KEYS[1])
     local m = marker()
     if not m then
-        return
+        return holder, nil
     end
-    local holder = redis.call('get', KEYS[1])
     if holder ~= m.id then
         redis.call('hdel', KEYS[4], '')
         redis.call('del', wake_key(m.token))
-    elseif now >= m.deadline and redis.call('exists', wake_key(m.token)) == 1 then
+        return holder, nil
+    end
+    if now >= m.deadline and redis.call('exists', wake_key(m.token)) == 1 then
         redis.call('hdel', KEYS[4], '')
         redis.call('del', wake_key(m.token))
         redis.call('del', KEYS[1])
+        return false, nil
     end
+    return holder, m
 end
 
-settle()
+local holder, m = settle()
 local id, token = ARGV[2], ARGV[3]
-local holder = redis.call('get', KEYS[1])
-local m = marker()
 local mine = m and holder == id and m.token == token
 
 if op == 'r' then
@@ -180,6 +183,11 @@ if op == 'r' then
         return 1
     end
     redis.call('del', KEYS[1])
+    if m then
+        -- Released (by an object sharing the id) before the call it was handed to
+        -- popped it: that call must not find the hand-off later.
+        redis.call('del', wake_key(m.token))
+    end
     redis.call('hdel', KEYS[4], '')
     if not hand_next() then
         signal_others()
