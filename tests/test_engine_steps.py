@@ -26,7 +26,18 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import tests.property.conftest  # noqa: F401 (registers and loads the HYPOTHESIS_PROFILE profile)
-from redis_lock import AsyncLock, Lock, _clients, _core, _engine, _holdcore, _keys, _local, _lockcore, _renewal
+from redis_lock import (
+    AsyncLock,
+    Lock,
+    _clients,
+    _core,
+    _engine,
+    _holdcore,
+    _keys,
+    _local,
+    _lockcore,
+    _renewal,
+)
 from redis_lock._engine import Call, Collect, Steps
 from redis_lock._exceptions import AlreadyAcquired, NotAcquired, NotExpirable, NotReplicated
 from redis_lock._scripts import ACQUIRE, EXTEND, RESET, RESET_ALL, UNLOCK, WAKE, run, run_pipelined
