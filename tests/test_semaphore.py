@@ -340,6 +340,28 @@ def test_a_waiter_wakes_when_the_earliest_permit_expires(
 # Extend and auto-renewal.
 
 
+def test_a_release_sent_twice_is_recognised_by_its_receipt(conn: Any, plain: redis.Redis) -> None:
+    """The client may send the release script again after losing its reply: the copy answers "released"."""
+    holders = [redis_lock.Semaphore(conn, "receipt", 2, expire=60) for _ in range(2)]
+    for holder in holders:
+        assert holder.acquire()
+    keys = ("sem:receipt", "sem-signal:receipt", "sem-limit:receipt", "sem-released:receipt")
+
+    def release(holder: redis_lock.Semaphore, nonce: str) -> object:
+        args = (holder.id, "1000", "604800000", nonce, "72000")
+        return _scripts.evalsha(plain, _scripts.SEMAPHORE_RELEASE, keys, args)
+
+    assert release(holders[0], "first") == 0
+    assert release(holders[1], "second") == 0, "another holder's release keeps the first receipt"
+    assert release(holders[0], "first") == 2, "the copy of the first call: released by it"
+    assert release(holders[0], "other") == 1, "another call of the same id: not held"
+    assert 0 < plain.pttl("sem-released:receipt") <= 72_000
+    assert holders[0].acquire()
+    holders[0].release()  # the library's own release, with a fresh nonce
+    with pytest.raises(redis_lock.NotAcquired):
+        holders[0].release()
+
+
 def test_extend_and_renewal_keep_the_stored_limit_beyond_every_permit(
     make_client: Callable[..., Any], plain: redis.Redis
 ) -> None:

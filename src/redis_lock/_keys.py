@@ -21,6 +21,7 @@ __all__ = [
     "RESET_ALL_SCAN_COUNT",
     "SEMAPHORE_LIMIT_PREFIX",
     "SEMAPHORE_PREFIX",
+    "SEMAPHORE_RECEIPT_PREFIX",
     "SEMAPHORE_SIGNAL_PREFIX",
     "SIGNAL_PREFIX",
     "WAKE_PREFIX",
@@ -35,6 +36,7 @@ __all__ = [
     "reset_all_batch",
     "reset_all_groups",
     "semaphore_keys",
+    "semaphore_receipt_key",
     "semaphore_suffix_of_scanned",
     "tag_of",
 ]
@@ -203,6 +205,15 @@ def semaphore_keys(name: str, *, cluster: bool = False) -> tuple[str, str, str]:
     """The permits key, signal key and limit key of the semaphore ``name`` (hash-tagged on a cluster)."""
     suffix = hash_tag(name) if cluster else name
     return SEMAPHORE_PREFIX + suffix, SEMAPHORE_SIGNAL_PREFIX + suffix, SEMAPHORE_LIMIT_PREFIX + suffix
+
+
+#: A semaphore's release receipts: a hash of holder id to the nonce of its last release call.
+SEMAPHORE_RECEIPT_PREFIX: Final = "sem-released:"
+
+
+def semaphore_receipt_key(permits_key: str) -> str:
+    """The release receipts of a semaphore (``sem-released:<name>``), in its permits key's hash slot."""
+    return SEMAPHORE_RECEIPT_PREFIX + permits_key[len(SEMAPHORE_PREFIX) :]
 
 
 def semaphore_suffix_of_scanned(key: object) -> str | None:

@@ -293,7 +293,7 @@ def _check_release_reply(reply: object, name: str) -> None:
     code = _int(reply, "semaphore_release")
     if code == 1:
         raise NotAcquired(f"Semaphore({name!r}): this id holds no permit (never acquired, expired or reset).")
-    if code != 0:
+    if code not in (0, 2):  # 2: released by an earlier copy of this very call
         raise RedisLockError(f"Unsupported code {code} from the semaphore_release script.")
 
 
@@ -502,10 +502,14 @@ class SemaphoreCore(HoldCore[C]):
     # -- release, extend, reset, set_limit ---------------------------------------------
 
     def _release_script_steps(self) -> Steps[object]:
+        """Run semaphore_release.lua once for this call, with a receipt that recognises the client's retries of it."""
+        holder, signal_expire, nonce, receipt_ttl = _core.unlock_args(
+            self._id, self._options.signal_expire, self._options.receipt_ttl_ms
+        )
         return run(
             SEMAPHORE_RELEASE,
-            (self._key, self._signal, self._limit_key),
-            (self._id, str(self._options.signal_expire), _LIMIT_RETENTION_MS),
+            (self._key, self._signal, self._limit_key, _keys.semaphore_receipt_key(self._key)),
+            (holder, signal_expire, _LIMIT_RETENTION_MS, nonce, receipt_ttl),
             cluster=self._options.cluster,
         )
 

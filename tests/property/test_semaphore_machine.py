@@ -242,7 +242,7 @@ class SemaphoreMachine(RuleBasedStateMachine):
         for found in self.plain.scan_iter(count=1000):
             if found.startswith(CONTROL_PREFIX):
                 continue
-            assert found.startswith((b"sem:", b"sem-limit:", b"sem-signal:")), found
+            assert found.startswith((b"sem:", b"sem-limit:", b"sem-signal:", b"sem-released:")), found
             if found.startswith(b"sem-signal:"):
                 assert self.plain.llen(found) <= 1
                 assert self.plain.pttl(found) != -1

@@ -3,13 +3,21 @@
 -- KEYS[1]  permits key      (sem:<name>)
 -- KEYS[2]  signal key       (sem-signal:<name>)
 -- KEYS[3]  limit key        (sem-limit:<name>)
+-- KEYS[4]  receipts key     (sem-released:<name>), optional: a hash of holder id
+--          to the nonce of its last release call
 -- ARGV[1]  holder id
 -- ARGV[2]  signal expire in ms
 -- ARGV[3]  how long the stored limit outlives the last permit, in ms
+-- ARGV[4]  this release call's nonce, with KEYS[4]
+-- ARGV[5]  the receipts' expire in ms, with KEYS[4]
 --
 -- Returns:
---   0  released: the permit was removed and one wake-up is on the signal list
+--   0  released: the permit was removed and one wake-up is on the signal list;
+--      with KEYS[4], the receipt of this id holds this call's nonce
 --   1  this id holds no permit (never acquired, expired, or reset): NotAcquired
+--   2  no permit, but this id's receipt holds this call's nonce: an earlier copy
+--      of this very call released it (the client sent the script again after
+--      losing its reply), so the release succeeded (as unlock.lua)
 --
 -- Expired permits are reclaimed first, so an expired permit is never released
 -- as if it were held. The signal list never holds more than one element: a
@@ -25,7 +33,14 @@ local t = redis.call('time')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('zremrangebyscore', KEYS[1], '-inf', now)
 if redis.call('zrem', KEYS[1], ARGV[1]) == 0 then
+    if KEYS[4] and redis.call('hget', KEYS[4], ARGV[1]) == ARGV[4] then
+        return 2
+    end
     return 1
+end
+if KEYS[4] then
+    redis.call('hset', KEYS[4], ARGV[1], ARGV[4])
+    redis.call('pexpire', KEYS[4], ARGV[5])
 end
 if redis.call('llen', KEYS[2]) == 0 then
     redis.call('lpush', KEYS[2], 1)
