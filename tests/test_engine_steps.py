@@ -227,7 +227,9 @@ class Handle:
 async def settled(call: Any) -> Any:
     """Await ``call``, then what it left running in the background (``_engine.Detach``)."""
     result = await call
-    await asyncio.gather(*_engine._background)
+    # Only this loop's: a task another test's (closed) loop left behind is not this call's.
+    loop = asyncio.get_running_loop()
+    await asyncio.gather(*(task for task in _engine._background if task.get_loop() is loop))
     return result
 
 

@@ -14,6 +14,7 @@ contenders on the same name, and a cluster.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import random
 import signal
@@ -566,7 +567,12 @@ def test_fair_and_non_fair_contenders_exclude_each_other(make_client: MakeClient
         thread.join(120)
     assert errors == []
     assert len(holds) == 240
-    check_history(holds)
+    # Exclusion only: a non-fair release does not hand over, so a fair waiter may find
+    # the lock free only at its next refresh (docs/fair.rst), which the checker's
+    # lost-wake-up bound does not allow for.
+    holds.sort(key=lambda hold: hold.acquired)
+    for before, after in itertools.pairwise(holds):
+        assert after.acquired >= before.released, f"{after.worker} got in while {before.worker} held it"
 
 
 def test_threads_sharing_one_fair_lock_take_turns(make_client: MakeClient) -> None:
