@@ -29,8 +29,9 @@ execnet==2.1.2 --hash=sha256:67fba928dd5a544b783f6056f449e5e3931a5c378b128bc1850
 PRL401_SUITE_WORKERS="${PRL401_SUITE_WORKERS:-6}"
 
 # The only place that leaves tests out. Node ids are prefixes (pytest --deselect), relative to the suite's root.
-# Only two kinds belong here: (a) tests of 4.x internals and (b) string durations, which 4.x int()-converted and
-# 5.x rejects on purpose. A behaviour that differs from 4.x otherwise is a bug to fix, not a line to add.
+# Only three kinds belong here: (a) tests of 4.x internals, (b) string durations, which 4.x int()-converted and
+# 5.x rejects on purpose, and (c) checks timed to the millisecond, which fail against 4.0.1 itself as often.
+# A behaviour that differs from 4.x otherwise is a bug to fix, not a line to add.
 PRL401_SUITE_DESELECT=(
     # (a) asserts a threading.Thread per lock in _lock_renewal_thread and a _lock_renewal_stop Event; 5.x renews
     #     from one scheduler per client. Renewal itself: test_simple_auto_renewal, test_timeout_expire_with_renewal.
@@ -46,6 +47,11 @@ PRL401_SUITE_DESELECT=(
     "tests/test_redis_lock.py::test_timeout_int_conversion[decode_responses=False-decode_responses=True-123]"
     "tests/test_redis_lock.py::test_timeout_int_conversion[decode_responses=False-decode_responses=False-0_1]"
     "tests/test_redis_lock.py::test_timeout_int_conversion[decode_responses=False-decode_responses=False-123]"
+    # (c) sleeps exactly signal_expire after the release and requires the signal gone; Redis deletes a key only once
+    #     its expiry millisecond has passed (now > when), so when the sleeps overran by under a millisecond the key
+    #     is still there (1 of 3 runs on 2026-12-01). The signal's lifetime (PTTL at most signal_expire after a
+    #     release) is tested in tests/test_behaviour.py.
+    "tests/test_redis_lock.py::test_signal_expiration["
 )
 # Run first and alone: 125 contending processes each, which would starve the parallel tests' helpers and
 # renewals (expire=1 leaves a renewal a third of a second) on a two-CPU machine.
