@@ -575,6 +575,42 @@ def server_commands(admin: redis.Redis) -> dict[str, int]:
     return calls
 
 
+def run_workers(
+    worker: Callable[..., None],
+    arguments: Callable[[int], tuple[Any, ...]],
+    admin: redis.Redis,
+    processes: int,
+    duration: float,
+) -> list[dict[str, Any]]:
+    """Run ``worker(*arguments(index), ready, start, results)`` in ``processes`` processes; their reports.
+
+    Each process puts its index on ``ready`` once connected and warmed up, waits
+    for ``start``, and puts its report on ``results``. The server's stats are
+    reset just before ``start`` is set; a process that hangs is killed.
+    """
+    ready, results, start = CONTEXT.Queue(), CONTEXT.Queue(), CONTEXT.Event()
+    workers = [
+        CONTEXT.Process(target=worker, args=(*arguments(index), ready, start, results), daemon=True)
+        for index in range(processes)
+    ]
+    for process in workers:
+        process.start()
+    try:
+        for _ in workers:
+            ready.get(timeout=60)
+        admin.config_resetstat()
+        start.set()
+        reports: list[dict[str, Any]] = [results.get(timeout=duration + 60) for _ in workers]
+        for process in workers:
+            process.join(timeout=10)
+    finally:
+        for process in workers:
+            if process.is_alive():
+                process.kill()
+                process.join()
+    return reports
+
+
 def run_contention(
     worker: Callable[..., None],
     peer_id: str,
@@ -591,30 +627,9 @@ def run_contention(
     scripts, just before they all start.
     """
     owner = CONTEXT.RawValue("i", 0)
-    ready, results, start = CONTEXT.Queue(), CONTEXT.Queue(), CONTEXT.Event()
-    workers = [
-        CONTEXT.Process(
-            target=worker,
-            args=(peer_id, url, name, index, hold, duration, owner, ready, start, results),
-            daemon=True,
-        )
-        for index in range(processes)
-    ]
-    for process in workers:
-        process.start()
-    try:
-        for _ in workers:
-            ready.get(timeout=60)
-        admin.config_resetstat()
-        start.set()
-        reports = [results.get(timeout=duration + 60) for _ in workers]
-        for process in workers:
-            process.join(timeout=10)
-    finally:
-        for process in workers:
-            if process.is_alive():
-                process.kill()
-                process.join()
+    reports = run_workers(
+        worker, lambda index: (peer_id, url, name, index, hold, duration, owner), admin, processes, duration
+    )
     commands = server_commands(admin)
     acquisitions = [int(report["acquisitions"]) for report in reports]
     total = sum(acquisitions)

@@ -24,7 +24,7 @@ import redis
 import redis_lock
 
 from ._peers import REQUESTS, _run_script, make_client, monotonic
-from ._workers import CONTEXT, server_commands
+from ._workers import CONTEXT, run_workers, server_commands
 from .conftest import Sizes
 
 NAME = "bench-semaphore"
@@ -146,30 +146,9 @@ def run_contention(
 ) -> dict[str, Any]:
     """Run :func:`contend` in ``processes`` processes; the totals (the server's stats reset just before)."""
     inside = CONTEXT.Value("i", 0)
-    ready, results, start = CONTEXT.Queue(), CONTEXT.Queue(), CONTEXT.Event()
-    workers = [
-        CONTEXT.Process(
-            target=contend,
-            args=(peer, url, index, hold, duration, inside, ready, start, results),
-            daemon=True,
-        )
-        for index in range(processes)
-    ]
-    for process in workers:
-        process.start()
-    try:
-        for _ in workers:
-            ready.get(timeout=60)
-        admin.config_resetstat()
-        start.set()
-        reports = [results.get(timeout=duration + 60) for _ in workers]
-        for process in workers:
-            process.join(timeout=10)
-    finally:
-        for process in workers:
-            if process.is_alive():
-                process.kill()
-                process.join()
+    reports = run_workers(
+        contend, lambda index: (peer, url, index, hold, duration, inside), admin, processes, duration
+    )
     commands = server_commands(admin)
     acquisitions = [int(report["acquisitions"]) for report in reports]
     total = sum(acquisitions)

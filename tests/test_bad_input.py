@@ -451,10 +451,15 @@ def test_bad_argument_is_rejected_before_any_io(
     bad: Bad, make_client: Callable[..., Any], plain: redis.Redis
 ) -> None:
     """A bad argument raises the documented exception naming the argument and value, and Redis sees nothing."""
-    client: redis.Redis = make_client()
     held = redis_lock.Lock(plain, "held", expire=60)
     assert held.acquire()
     plain.lpush("lock-signal:other", 1)
+    check_rejected_before_any_io(bad, make_client(), plain)
+    assert held.owned()
+
+
+def check_rejected_before_any_io(bad: Bad, client: redis.Redis, plain: redis.Redis) -> None:
+    """``bad.call(client)`` raises ``bad.error`` naming the argument and value, with no command sent, nothing changed."""
     plain.set("unrelated", "value")
     before = snapshot(plain)
     plain.config_resetstat()
@@ -467,7 +472,6 @@ def test_bad_argument_is_rejected_before_any_io(
     for fragment in bad.fragments:
         assert fragment.lower() in message, f"{fragment!r} not in {str(caught.value)!r}"
     assert snapshot(plain) == before
-    assert held.owned()
 
 
 def test_argument_errors_keep_their_builtin_bases() -> None:

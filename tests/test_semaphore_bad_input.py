@@ -18,7 +18,7 @@ import redis.asyncio
 import redis_lock
 from redis_lock import InvalidArgument, InvalidArgumentType, InvalidTimeout, TimeoutNotUsable, TimeoutTooLarge
 
-from .test_bad_input import Bad, Call, commands_seen, snapshot
+from .test_bad_input import Bad, Call, check_rejected_before_any_io
 
 NO_CLIENT: Any = None
 
@@ -172,19 +172,7 @@ def test_bad_argument_is_rejected_before_any_io(
     bad: Bad, make_client: Callable[..., Any], plain: redis.Redis
 ) -> None:
     """A bad argument raises the documented exception naming the argument and value, and Redis sees nothing."""
-    client: redis.Redis = make_client()
     held = redis_lock.Semaphore(plain, "held", 2, expire=60)
     assert held.acquire()
-    plain.set("unrelated", "value")
-    before = snapshot(plain)
-    plain.config_resetstat()
-    with pytest.raises(bad.error) as caught:
-        bad.call(client)
-    assert commands_seen(plain) == set()
-    assert type(caught.value) is bad.error
-    assert caught.value.argument == bad.argument  # type: ignore[attr-defined]
-    message = str(caught.value).lower()
-    for fragment in bad.fragments:
-        assert fragment.lower() in message, f"{fragment!r} not in {str(caught.value)!r}"
-    assert snapshot(plain) == before
+    check_rejected_before_any_io(bad, make_client(), plain)
     assert held.owned()
